@@ -1,0 +1,193 @@
+"""Profiles: TOML files loaded into typed, frozen config objects, with `--set key=value` overrides.
+
+A profile is data, never a branch in the code: every stage reads its values from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repro.errors import ConfigError
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    mllmu: str  # local path, "hf:<repo_id>", or "world" (the miniature world, generated on demand)
+    mmbench: str  # VLMEvalKit TSV, a dir laid out as lmms-lab/MMBench, "hf:<repo_id>", or "world"
+    mmbench_train: str = ""  # mini-MMBench training part (tiny pre-training only); "" for none
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    fictional: int = 500
+    celebrities: int = 153
+    image_size: int = 32
+    mmbench_dev: int = 200
+    mmbench_train: int = 2000
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    fictional_pool: int = 100
+    unlearn: int = 50
+    shards: int = 5
+    celebrity_keep: int = 45
+    celebrity_unlearn: int = 20
+    celebrity_retain: int = 25
+    min_accuracy: float = 60.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    source: str  # hub id, local dir, or "tiny" (built from the fields below)
+    dtype: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    max_length: int = 512
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    vision_heads: int = 4
+    image_size: int = 32
+    patch_size: int = 8
+    text_hidden: int = 256
+    text_layers: int = 4
+    text_heads: int = 4
+    text_intermediate: int = 688
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    steps: int = 0  # 0: the model arrives pre-trained (paper profiles)
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 50
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int = 1
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-4
+    lora_r: int = 16
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_regex: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    methods: tuple[str, ...] = ("ga", "ga_klr", "npo")
+    epochs: int = 1
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-4
+    beta: float = 0.1
+    kl_lambda: float = 1.0
+    reference: str = "request"  # "request": model at the start of each request; "original"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    scoring: str = "letter"  # "letter" (MLLMU-Bench) or "option-loglik" (lm-evaluation-harness)
+    batch_size: int = 16
+    mmbench_circular: bool = False
+    few_shot: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    seed: int
+    data: DataConfig
+    model: ModelConfig
+    world: WorldConfig = field(default_factory=WorldConfig)
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a field's type, converting only where TOML cannot say it (tuples, floats)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"profile key {key!r}: expected a table, got {type(value).__name__}")
+        return _build(hint, value, key + ".")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"profile key {key!r}: expected a list, got {type(value).__name__}")
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool or hint is int:
+        if type(value) is not hint:
+            raise ConfigError(f"profile key {key!r}: expected {hint.__name__}, got {value!r}")
+        return value
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise ConfigError(f"profile key {key!r}: expected {hint.__name__}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"profile key {key!r}: unsupported union type")
+    return value
+
+
+def _build(cls: type, table: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise ConfigError(f"unknown profile key {prefix + unknown[0]!r} (known: {', '.join(sorted(names))})")
+    kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in table.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"profile section {prefix.rstrip('.') or 'top level'}: {exc}") from None
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    try:  # a TOML value: numbers, booleans, quoted strings, lists
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare string
+    return key.strip().split("."), value
+
+
+def load_profile(name_or_path: str = "tiny", overrides: typing.Sequence[str] = ()) -> Profile:
+    """Load a profile by name (`tiny`) or path (`my.toml`), then apply `key=value` overrides."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" and path.exists()):
+        path = PROFILE_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        raise ConfigError(f"no profile {name_or_path!r}: not a .toml file, and not one of {available_profiles()}")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for text in overrides:
+        keys, value = _parse_override(text)
+        node = table
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {k!r} is not a section")
+        node[keys[-1]] = value
+    return _build(Profile, table)
