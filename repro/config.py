@@ -78,6 +78,7 @@ class FinetuneConfig:
     lora_r: int = 16
     lora_alpha: int = 16
     lora_dropout: float = 0.05
+    target: str = "proj+llm"  # what the vanilla fine-tune updates: "proj+llm" or "llm"
     target_regex: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 

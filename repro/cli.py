@@ -1,0 +1,115 @@
+"""The `pulse-repro` command line. Every command takes --profile and --set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from repro.config import available_profiles, load_profile
+from repro.errors import ReproError
+
+EXPERIMENTS = ("finetuned", "pretrained", "sustainability", "modality")
+
+
+def _profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="tiny",
+                   help=f"profile name ({', '.join(available_profiles())}) or path to a .toml file (default: tiny)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile value, e.g. --set unlearn.lr=2e-5 (repeatable)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pulse-repro",
+        description="Reproduce PULSE (unlearning in large multimodal models): fine-tuned and pre-trained "
+                    "knowledge unlearning and sustainability, with GA, GA+KLR and NPO on LLaVA with LoRA. "
+                    "The default profile `tiny` runs the whole protocol on a CPU in minutes.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("world", help="write the miniature world (MLLMU-Bench and MMBench schemas)")
+    _profile_args(p)
+    p.add_argument("--out", required=True, type=Path, help="directory to write MLLMU-Bench/ and MMBench/ into")
+    p.add_argument("--seed", type=int, default=None, help="world seed (default: the profile's seed)")
+
+    p = sub.add_parser("data", help="validate a data source and print what it holds")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    c = dsub.add_parser("check", help="check an MLLMU-Bench or MMBench source against its published schema")
+    _profile_args(c)
+    c.add_argument("kind", choices=("mllmu", "mmbench"))
+    c.add_argument("source", help="local path or hf:<repo_id>")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("splits", help="write the PULSE split manifest (JSON)")
+    _profile_args(p)
+    p.add_argument("--out", required=True, type=Path, help="manifest file to write")
+    p.add_argument("--scores", type=Path, default=None,
+                   help="JSON {person_key: accuracy} of the base model on the celebrities, for the "
+                        "behaviour-based selection (without it, `run pretrained` scores the model itself)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="where the miniature world lives or is written (default: .pulse-cache/world-<seed>)")
+
+    p = sub.add_parser("run", help="run one experiment")
+    _profile_args(p)
+    p.add_argument("experiment", choices=EXPERIMENTS)
+    p.add_argument("--method", action="append", default=None, help="ga, ga_klr or npo (default: all)")
+    p.add_argument("--target", action="append", default=None, help="proj+llm or llm (default: the paper's)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<profile>)")
+
+    p = sub.add_parser("all", help="run every experiment, then write the report")
+    _profile_args(p)
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<profile>)")
+
+    p = sub.add_parser("report", help="write tables and figures for a run directory")
+    p.add_argument("run_dir", type=Path)
+    return parser
+
+
+def _run_dir(args) -> Path:
+    return args.out if args.out is not None else Path("runs") / args.profile_obj.name
+
+
+def _dispatch(args) -> int:
+    if args.command == "data":
+        from repro.data.check import check_source
+
+        summary = check_source(args.kind, args.source)
+        print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+        return 0
+    if args.command == "report":
+        from repro.report.tables import write_report
+
+        write_report(args.run_dir)
+        return 0
+    args.profile_obj = load_profile(args.profile, args.overrides)
+    if args.command == "world":
+        from repro.data.world import write_world
+
+        seed = args.seed if args.seed is not None else args.profile_obj.seed
+        write_world(args.out, args.profile_obj.world, seed)
+        print(f"wrote the miniature world to {args.out}")
+        return 0
+    if args.command == "splits":
+        from repro.experiments.session import write_split_manifest
+
+        write_split_manifest(args.profile_obj, args.out, args.scores, args.data_dir)
+        print(f"wrote {args.out}")
+        return 0
+    from repro.experiments.runner import run_all, run_experiment
+
+    if args.command == "run":
+        return run_experiment(args.profile_obj, _run_dir(args), args.experiment, args.method, args.target)
+    return run_all(args.profile_obj, _run_dir(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ReproError as exc:
+        print(f"pulse-repro: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pulse-repro: interrupted; finished units are kept and a rerun resumes", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Evaluation: multiple-choice scoring (letter and option log-likelihood) and accuracy metrics."""

@@ -1,0 +1,49 @@
+"""Accuracy (percent) from predictions: overall, per modality, per person, per MMBench category."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from repro.eval.items import Item
+
+CHANCE = 25.0  # four options
+
+
+def _pct(hits: int, n: int) -> float:
+    return 100.0 * hits / n if n else float("nan")
+
+
+def accuracy_by(items: Sequence[Item], preds: Mapping[str, str], key) -> dict[str, tuple[float, int]]:
+    """{group: (accuracy %, n)} for the groups `key(item)` returns."""
+    hits: dict[str, int] = defaultdict(int)
+    total: dict[str, int] = defaultdict(int)
+    for it in items:
+        g = key(it)
+        total[g] += 1
+        hits[g] += preds.get(it.uid, "") == it.answer
+    return {g: (_pct(hits[g], total[g]), total[g]) for g in sorted(total)}
+
+
+def modality_accuracy(items: Sequence[Item], preds: Mapping[str, str]) -> dict[str, tuple[float, int]]:
+    """{"all": .., "multimodal": .., "text": ..}; a modality with no items is left out."""
+    out = {"all": accuracy_by(items, preds, lambda it: "all").get("all", (float("nan"), 0))}
+    out.update(accuracy_by(items, preds, lambda it: it.modality))
+    return out
+
+
+def person_accuracy(items: Sequence[Item], preds: Mapping[str, str]) -> dict[str, float]:
+    return {p: acc for p, (acc, _) in accuracy_by(items, preds, lambda it: it.person).items()}
+
+
+def circular_accuracy(items: Sequence[Item], preds: Mapping[str, str]) -> tuple[float, int]:
+    """MMBench circular: a question counts only if every circular copy of it is answered correctly."""
+    ok: dict[int, bool] = {}
+    for it in items:
+        ok[it.group] = ok.get(it.group, True) and preds.get(it.uid, "") == it.answer
+    return _pct(sum(ok.values()), len(ok)), len(ok)
+
+
+def single_pass_items(items: Sequence[Item]) -> list[Item]:
+    """MMBench single pass: only the original of each circular group (index < 1,000,000)."""
+    return [it for it in items if int(it.uid) < 1_000_000]

@@ -1,0 +1,1 @@
+"""The four PULSE experiments and the session that shares data, models and evaluations between them."""

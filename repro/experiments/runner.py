@@ -1,0 +1,181 @@
+"""The four PULSE experiments (DESIGN.md section 3) over one shared session, and `all`."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from repro.config import Profile
+from repro.data.records import Person
+from repro.data.splits import build_manifest, select_celebrities, write_manifest
+from repro.errors import ReproError
+from repro.eval.items import person_items
+from repro.eval.metrics import circular_accuracy, modality_accuracy, person_accuracy
+from repro.experiments.results import ResultsFile
+from repro.experiments.session import Session, atomic_write_text
+from repro.experiments.unlearn import unlearn_request
+from repro.train.loop import Diverged
+
+PAPER_TARGET = "proj+llm"  # paper section 4: projector and language model are updated
+MODALITY_TARGETS = ("proj+llm", "llm")  # paper Table B
+
+
+def environment() -> dict:
+    import peft
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__,
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu",
+            "platform": platform.platform()}
+
+
+class Runner:
+    def __init__(self, profile: Profile, run_dir: Path):
+        self.profile, self.run_dir = profile, run_dir
+        self._claim_run_dir()
+        self.session = Session(profile, run_dir)
+        self.results = ResultsFile(run_dir / "results.jsonl")
+        self.celebrity_selection: dict | None = None
+
+    def _claim_run_dir(self) -> None:
+        """A run directory belongs to one resolved profile: never mix two profiles' numbers."""
+        path = self.run_dir / "profile.json"
+        resolved = json.dumps(self.profile.to_dict(), sort_keys=True, indent=2)
+        if path.exists() and path.read_text() != resolved:
+            raise ReproError(f"{self.run_dir} holds a run of another profile (see {path}); use another --out")
+        atomic_write_text(path, resolved)
+        atomic_write_text(self.run_dir / "environment.json", json.dumps(environment(), sort_keys=True, indent=2))
+
+    # ---- measuring --------------------------------------------------------------------------
+    def measure(self, model_key: str, splits: dict[str, list[Person]]) -> list[dict]:
+        """Accuracy records (split, modality, accuracy, n) of one model on D_unlearn/D_retain/shards/MMBench."""
+        out = []
+        for split, people in splits.items():
+            items = person_items(people)
+            preds = self.session.evaluate(model_key, items, f"eval {split}")
+            for modality, (acc, n) in modality_accuracy(items, preds).items():
+                out.append({"split": split, "modality": modality, "accuracy": round(acc, 4), "n": n})
+        items = self.session.mmbench_items()
+        preds = self.session.evaluate(model_key, items, "eval mmbench")
+        acc, n = (circular_accuracy(items, preds) if self.profile.eval.mmbench_circular
+                  else modality_accuracy(items, preds)["all"])
+        out.append({"split": "mmbench", "modality": "all", "accuracy": round(acc, 4), "n": n})
+        return out
+
+    def record(self, experiment: str, method: str, target: str, step: int, model_key: str,
+               measured: list[dict]) -> None:
+        base = {"experiment": experiment, "method": method, "target": target, "step": step,
+                "profile": self.profile.name, "seed": self.profile.seed, "model": model_key}
+        self.results.append([{**base, **m} for m in measured])
+
+    def diverged(self, experiment: str, method: str, target: str, step: int, exc: Diverged) -> None:
+        event = {"experiment": experiment, "method": method, "target": target, "request": step,
+                 "optimizer_step": exc.step, "loss": str(exc.loss)}
+        with (self.run_dir / "diverged.jsonl").open("a") as fh:
+            fh.write(json.dumps(event, sort_keys=True) + "\n")
+        print(f"pulse-repro: {experiment} {method} {target} request {step} diverged: {exc}")
+
+    def write_manifest(self) -> None:
+        s = self.session
+        manifest = build_manifest(self.profile, s.fictional, None, s.source_hash)
+        manifest["celebrities"] = self.celebrity_selection
+        write_manifest(manifest, self.run_dir / "manifest.json")
+
+    # ---- experiments ------------------------------------------------------------------------
+    def _one_step(self, experiment: str, start: str, unlearn: list[Person], retain: list[Person],
+                  methods, targets) -> None:
+        splits = {"unlearn": unlearn, "retain": retain}
+        before = self.measure(start, splits)
+        for method in methods:
+            for target in targets:
+                self.record(experiment, method, target, 0, start, before)
+                try:
+                    key, _ = unlearn_request(self.session, start, unlearn, retain, method, target)
+                except Diverged as exc:
+                    self.diverged(experiment, method, target, 1, exc)
+                    continue
+                self.record(experiment, method, target, 1, key, self.measure(key, splits))
+
+    def finetuned(self, methods, targets) -> None:
+        s = self.session
+        self._one_step("finetuned", s.finetuned(), s.people(s.fictional_splits["unlearn"]),
+                       s.people(s.fictional_splits["retain"]), methods, targets or (PAPER_TARGET,))
+
+    def select_celebrities(self) -> dict:
+        """Behaviour-based selection: score the base model on every celebrity, keep those it knows."""
+        if self.celebrity_selection is None:
+            s = self.session
+            items = person_items(s.celebrities)
+            scores = person_accuracy(items, s.evaluate(s.base_key, items, "eval celebrities"))
+            self.celebrity_selection = select_celebrities(scores, self.profile.splits, self.profile.seed)
+            self.write_manifest()
+        return self.celebrity_selection
+
+    def pretrained(self, methods, targets) -> None:
+        s = self.session
+        selection = self.select_celebrities()
+        self._one_step("pretrained", s.base_key, s.people(selection["unlearn"]), s.people(selection["retain"]),
+                       methods, targets or (PAPER_TARGET,))
+
+    def sustainability(self, methods, targets) -> None:
+        s = self.session
+        start = s.finetuned()
+        shards = [s.people(keys) for keys in s.fictional_splits["shards"]]
+        splits = {"unlearn": s.people(s.fictional_splits["unlearn"]),
+                  "retain": s.people(s.fictional_splits["retain"])}
+        splits.update({f"shard_{i}": shard for i, shard in enumerate(shards, 1)})
+        for method in methods:
+            for target in targets or (PAPER_TARGET,):
+                key = start
+                self.record("sustainability", method, target, 0, key, self.measure(key, splits))
+                for k, shard in enumerate(shards, 1):
+                    try:
+                        key, _ = unlearn_request(s, key, shard, splits["retain"], method, target)
+                    except Diverged as exc:
+                        self.diverged("sustainability", method, target, k, exc)
+                        break
+                    self.record("sustainability", method, target, k, key, self.measure(key, splits))
+
+    def modality(self, methods, targets) -> None:
+        s = self.session
+        self._one_step("modality", s.finetuned(), s.people(s.fictional_splits["unlearn"]),
+                       s.people(s.fictional_splits["retain"]), methods or ("ga",), targets or MODALITY_TARGETS)
+
+
+def _timed(runner: Runner, name: str, methods, targets, stages: dict) -> None:
+    t0 = time.perf_counter()
+    getattr(runner, name)(methods, targets)
+    stages[name] = round(time.perf_counter() - t0, 1)
+    print(f"pulse-repro: {name} done in {stages[name]:.0f} s")
+
+
+def run_experiment(profile: Profile, run_dir: Path, experiment: str, methods=None, targets=None) -> int:
+    runner = Runner(profile, run_dir)
+    runner.write_manifest()
+    default_methods = ("ga",) if experiment == "modality" else profile.unlearn.methods
+    _timed(runner, experiment, tuple(methods or default_methods), tuple(targets or ()), {})
+    return 0
+
+
+def run_all(profile: Profile, run_dir: Path) -> int:
+    from repro.report.tables import write_report
+
+    runner = Runner(profile, run_dir)
+    runner.write_manifest()
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for name in ("finetuned", "pretrained", "sustainability", "modality"):
+        methods = ("ga",) if name == "modality" else profile.unlearn.methods
+        _timed(runner, name, methods, (), stages)
+    stages["total"] = round(time.perf_counter() - t0, 1)
+    atomic_write_text(run_dir / "stages.json", json.dumps(stages, indent=2))
+    write_report(run_dir)
+    print(f"\nresults: {run_dir / 'results.jsonl'}\nmanifest: {run_dir / 'manifest.json'}\n"
+          f"tables and figures: {run_dir / 'report'}\nwall time: {stages['total']:.0f} s")
+    return 0
+
+

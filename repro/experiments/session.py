@@ -1,0 +1,234 @@
+"""A session: one process's view of a run. It loads the data and the base model once, trains the
+fine-tuned model once, and caches every evaluation by the model's key and the question set, so the
+experiments share all the work they have in common."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from repro.config import Profile
+from repro.data.mllmu import load_people
+from repro.data.mmbench import load_mmbench
+from repro.data.records import Person
+from repro.data.source import resolve_source
+from repro.data.splits import build_fictional_splits, build_manifest, data_hash, load_scores, write_manifest
+from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
+from repro.errors import ReproError
+from repro.eval.items import Item, mmbench_items, person_items
+from repro.eval.scoring import predict
+from repro.hashing import key_of
+from repro.model.factory import build_tiny_model, check_image_tokens, load_model, save_model
+from repro.model.lora import attach_lora, merge
+from repro.model.prompts import encode_training_batch
+from repro.model.tokenizer import build_word_tokenizer
+from repro.train.examples import letter_examples, mmbench_examples, person_examples
+from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
+
+CACHE = Path(os.environ.get("PULSE_CACHE", ".pulse-cache"))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Session:
+    def __init__(self, profile: Profile, run_dir: Path, data_dir: Path | None = None):
+        self.profile = profile
+        self.run_dir = run_dir
+        self.units = run_dir / "units"
+        self.data_dir = data_dir or CACHE / f"world-{key_of(asdict(profile.world), profile.seed)}"
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._states: dict[str, dict[str, torch.Tensor]] = {}  # model key -> CPU weights
+        self._live_key: str | None = None
+        torch.manual_seed(profile.seed)
+
+    # ---- data -------------------------------------------------------------------------------
+    def _world(self) -> Path:
+        if not (self.data_dir / "MMBench" / "MMBench_DEV_EN.tsv").exists():
+            write_world(self.data_dir, self.profile.world, self.profile.seed)
+        return self.data_dir
+
+    def _path(self, spec: str, world_rel: str, kind: str) -> Path:
+        return self._world() / world_rel if spec == "world" else resolve_source(spec, kind)
+
+    @cached_property
+    def mllmu_root(self) -> Path:
+        return self._path(self.profile.data.mllmu, "MLLMU-Bench", "mllmu")
+
+    @cached_property
+    def fictional(self) -> list[Person]:
+        return load_people(self.mllmu_root, "Full_Set")
+
+    @cached_property
+    def celebrities(self) -> list[Person]:
+        return load_people(self.mllmu_root, "Retain_Set")
+
+    @cached_property
+    def mmbench_dev(self):
+        return load_mmbench(self._path(self.profile.data.mmbench, MMBENCH_DEV, "mmbench"))
+
+    @cached_property
+    def mmbench_train(self):
+        spec = self.profile.data.mmbench_train
+        return load_mmbench(self._path(spec, MMBENCH_TRAIN, "mmbench")) if spec else []
+
+    @cached_property
+    def source_hash(self) -> str:
+        return data_hash([self.mllmu_root])
+
+    @cached_property
+    def fictional_splits(self) -> dict:
+        return build_fictional_splits(self.fictional, self.profile.splits, self.profile.seed)
+
+    def people(self, keys: list[str]) -> list[Person]:
+        by_key = {p.key: p for p in self.fictional + self.celebrities}
+        return [by_key[k] for k in keys]
+
+    # ---- models -----------------------------------------------------------------------------
+    def _all_texts(self) -> list[str]:
+        """Everything the tiny model will ever read, for its word-level vocabulary."""
+        items = person_items(self.fictional + self.celebrities) + mmbench_items(self.mmbench_dev + self.mmbench_train)
+        texts = [it.prompt for it in items] + [it.context for it in items]
+        texts += [o for it in items for o in it.options.values()]
+        texts += [e.prompt + e.answer for e in person_examples(self.fictional + self.celebrities)]
+        return texts
+
+    @cached_property
+    def base_key(self) -> str:
+        p = self.profile
+        return key_of("base", asdict(p.model), asdict(p.pretrain), p.seed,
+                      self.source_hash if p.model.source == "tiny" else "")
+
+    @cached_property
+    def _model_and_processor(self):
+        p = self.profile
+        if p.model.source != "tiny":
+            model, processor = load_model(p.model.source, p.model.dtype, self.device)
+        else:
+            cached = CACHE / "models" / f"base-{self.base_key}"
+            if cached.exists():
+                model, processor = load_model(str(cached), p.model.dtype, self.device)
+            else:
+                model, processor = build_tiny_model(p.model, build_word_tokenizer(self._all_texts()), p.seed)
+                model.to(self.device)
+                check_image_tokens(model, processor)
+                if p.pretrain.steps:
+                    self._pretrain(model, processor)
+                save_model(model, processor, cached)
+        check_image_tokens(model, processor)
+        self._states[self.base_key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self._live_key = self.base_key
+        return model, processor
+
+    @property
+    def processor(self):
+        return self._model_and_processor[1]
+
+    def model(self, key: str):
+        """The live model holding the weights of `key` (one copy of the model per process)."""
+        model = self._model_and_processor[0]
+        if self._live_key != key:
+            model.load_state_dict(self._states[key])
+            self._live_key = key
+        return model
+
+    def remember(self, key: str, model) -> None:
+        self._states[key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self._live_key = key
+
+    def _pretrain(self, model, processor) -> None:
+        """Tiny only: full-parameter training on the celebrities and mini-MMBench train, so that
+        celebrity knowledge is pre-trained knowledge (DESIGN.md section 6)."""
+        cfg, mcfg = self.profile.pretrain, self.profile.model
+        rng = random.Random(self.profile.seed)
+        knowledge = person_examples(self.celebrities)
+        general = mmbench_examples(self.mmbench_train)
+
+        def batches():
+            epoch = 0
+            while True:  # fresh option orders each pass: the letter skill, not memorised letters
+                pool = knowledge + letter_examples(self.celebrities, rng) + general
+                yield from shuffled_batches(pool, cfg.batch_size, 1, self.profile.seed + epoch)
+                epoch += 1
+
+        self._train(model, processor, [p for p in model.parameters()], batches(), cfg.steps, cfg.lr,
+                    cfg.warmup, "cosine", 1, "pre-train")
+
+    def encode(self, batch, processor=None) -> dict:
+        enc = encode_training_batch(processor or self.processor, [(e.prompt, e.answer, e.image) for e in batch],
+                                    self.profile.model.max_length)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _train(self, model, processor, params, batches, steps, lr, warmup, schedule, accum, desc):
+        model.train()
+        losses = optimise(params, batches, steps, lambda b: model(**self.encode(b, processor)).loss,
+                          lr, warmup, schedule, accum, desc)
+        model.eval()
+        return losses
+
+    @cached_property
+    def finetuned_key(self) -> str:
+        p = self.profile
+        return key_of("finetuned", self.base_key, asdict(p.finetune), self.fictional_splits["pool"])
+
+    def finetuned(self) -> str:
+        """LoRA fine-tune of the base model on the 100 fictional people, merged (the "vanilla" model)."""
+        key = self.finetuned_key
+        if key in self._states:
+            return key
+        path = self.units / f"model-{key}.safetensors"
+        model = self.model(self.base_key)
+        if path.exists():
+            model.load_state_dict(load_file(str(path)))
+            self.remember(key, model)
+            return key
+        cfg = self.profile.finetune
+        examples = person_examples(self.people(self.fictional_splits["pool"]))
+        peft_model = attach_lora(model, cfg, cfg.target)
+        steps = cfg.epochs * batches_per_epoch(examples, cfg.batch_size) // cfg.grad_accum
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        self._train(peft_model, self.processor, params,
+                    shuffled_batches(examples, cfg.batch_size, cfg.epochs, self.profile.seed),
+                    steps, cfg.lr, 0, "constant", cfg.grad_accum, "fine-tune")
+        model = merge(peft_model)
+        self.units.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        os.replace(tmp, path)
+        self.remember(key, model)
+        return key
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def evaluate(self, model_key: str, items: list[Item], desc: str = "eval") -> dict[str, str]:
+        """Predictions of model `model_key` on `items`, computed once and kept on disk."""
+        e = self.profile.eval
+        path = self.units / f"eval-{key_of(model_key, e.scoring, [it.uid for it in items])}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        preds = predict(self.model(model_key), self.processor, items, e.scoring, e.batch_size,
+                        self.profile.model.max_length, desc)
+        atomic_write_text(path, json.dumps(preds, sort_keys=True))
+        return preds
+
+    def mmbench_items(self) -> list[Item]:
+        items = mmbench_items(self.mmbench_dev)
+        if not self.profile.eval.mmbench_circular:
+            items = [it for it in items if it.group == int(it.uid)]
+        return items
+
+
+def write_split_manifest(profile: Profile, out: Path, scores_file: Path | None, data_dir: Path | None) -> None:
+    session = Session(profile, out.parent, data_dir)
+    scores = load_scores(scores_file) if scores_file else None
+    write_manifest(build_manifest(profile, session.fictional, scores, session.source_hash), out)

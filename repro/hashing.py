@@ -1,0 +1,13 @@
+"""Content keys: every unit of work is named by a hash of what it was made from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def key_of(*parts: Any) -> str:
+    """A short, stable hash of JSON-able parts (dataclasses converted by the caller)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,47 @@
+"""Model + processor factory, prompts, and LoRA targets (DESIGN.md sections 2, 4, 5)."""
+
+from repro.model.factory import (
+    build_tiny_model,
+    check_image_tokens,
+    image_token_count,
+    load_model,
+    resolve_dtype,
+    save_model,
+)
+from repro.model.lora import (
+    LANGUAGE_MODEL_REGEX,
+    attach_lora,
+    load_lora,
+    lora_config,
+    merge,
+    trainable_parameter_names,
+)
+from repro.model.prompts import (
+    encode_prompts,
+    encode_training_batch,
+    mcq_prompt,
+    mmbench_prompt,
+    training_text,
+)
+from repro.model.tokenizer import build_word_tokenizer
+
+__all__ = [
+    "LANGUAGE_MODEL_REGEX",
+    "attach_lora",
+    "build_tiny_model",
+    "build_word_tokenizer",
+    "check_image_tokens",
+    "encode_prompts",
+    "encode_training_batch",
+    "image_token_count",
+    "load_lora",
+    "load_model",
+    "lora_config",
+    "mcq_prompt",
+    "merge",
+    "mmbench_prompt",
+    "resolve_dtype",
+    "save_model",
+    "trainable_parameter_names",
+    "training_text",
+]

@@ -1,0 +1,67 @@
+"""LoRA targets (DESIGN.md section 4): the language model's linear layers, chosen by a regex.
+
+A bare suffix list such as ["q_proj", "v_proj"] also matches CLIP's attention in the vision tower
+(MLLMU-Bench's code has that bug); the regex below names `language_model` so it cannot. The vision
+tower is never trainable; `proj+llm` also trains the multi-modal projector.
+"""
+
+from __future__ import annotations
+
+import os
+
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from repro.config import FinetuneConfig
+from repro.errors import ReproError
+
+LANGUAGE_MODEL_REGEX = FinetuneConfig.target_regex  # the profile default, one source of truth
+TARGETS = ("llm", "proj+llm")
+PROJECTOR = "multi_modal_projector"
+VISION = "vision_tower"
+
+
+def lora_config(cfg: FinetuneConfig, target: str) -> LoraConfig:
+    """`llm`: LoRA on the language model only; `proj+llm`: plus a fully trained projector copy."""
+    if target not in TARGETS:
+        raise ReproError(f"update target {target!r}: expected one of {', '.join(TARGETS)}")
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        # A string is matched with re.fullmatch against every module name (a list would be suffixes).
+        target_modules=cfg.target_regex,
+        modules_to_save=[PROJECTOR] if target == "proj+llm" else None,
+        bias="none",
+    )
+
+
+def trainable_parameter_names(model) -> list[str]:
+    return sorted(n for n, p in model.named_parameters() if p.requires_grad)
+
+
+def attach_lora(model, cfg: FinetuneConfig, target: str) -> PeftModel:
+    """Wrap `model` (modified in place) with a fresh LoRA adapter; fails if the vision tower could train."""
+    model.requires_grad_(False)  # peft freezes the base too; be explicit, the vision tower must stay frozen
+    peft_model = get_peft_model(model, lora_config(cfg, target))
+    _check_frozen_vision(peft_model)
+    return peft_model
+
+
+def load_lora(model, adapter_dir: str | os.PathLike, trainable: bool = False) -> PeftModel:
+    """A saved adapter (peft `save_pretrained`) back onto its base model."""
+    peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
+    _check_frozen_vision(peft_model)
+    return peft_model
+
+
+def merge(peft_model: PeftModel):
+    """Fold the adapter (and the trained projector copy) into the base weights; returns the base model."""
+    return peft_model.merge_and_unload()
+
+
+def _check_frozen_vision(model) -> None:
+    leaked = [n for n in trainable_parameter_names(model) if VISION in n]
+    if leaked:
+        raise ReproError(
+            f"LoRA target would train the vision tower: {leaked[0]} (and {len(leaked) - 1} more)"
+        )

@@ -1,0 +1,135 @@
+"""Every prompt the kit shows a model, and the tensors made from them, in one place (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from repro.data.records import LETTERS, MCQ, MMBenchQuestion
+from repro.errors import ReproError
+
+IMAGE_TOKEN = "<image>"
+EOS = "</s>"
+MCQ_INSTRUCTION = "Just give ONE letter representing the answer directly."  # MLLMU-Bench
+MMBENCH_INSTRUCTION = (
+    "Answer with the option's letter from the given choices directly."  # LLaVA's MMBench eval
+)
+IGNORE = -100  # label value PyTorch's cross-entropy skips
+
+ImageLike = bytes | Image.Image
+
+
+def _user(with_image: bool) -> str:
+    return f"USER: {IMAGE_TOKEN}\n" if with_image else "USER:\n"
+
+
+def mcq_prompt(q: MCQ) -> str:
+    """MLLMU-Bench's classification prompt; the face is shown only for multimodal questions."""
+    options = "".join(f"{k}: {q.options[k]}\n" for k in LETTERS if k in q.options)
+    return f"{_user(q.modality == 'multimodal')}{q.question}\n{options}{MCQ_INSTRUCTION}\nASSISTANT:"
+
+
+def mmbench_prompt(q: MMBenchQuestion) -> str:
+    """LLaVA's MMBench prompt: hint line only when there is a hint, non-empty options only."""
+    hint = f"{q.hint}\n" if q.hint and q.hint.strip() else ""
+    options = "".join(f"{k}. {q.options[k]}\n" for k in LETTERS if q.options.get(k, "").strip())
+    return f"{_user(True)}{hint}{q.question}\n{options}{MMBENCH_INSTRUCTION}\nASSISTANT:"
+
+
+def training_text(question: str, answer: str, with_image: bool) -> tuple[str, str]:
+    """(prompt, answer_text); their concatenation is `USER: <image>\\n{q}\\nASSISTANT: {a}</s>`."""
+    return f"{_user(with_image)}{question}\nASSISTANT:", f" {answer}{EOS}"
+
+
+def to_pil(image: ImageLike) -> Image.Image:
+    """Encoded bytes (as the records hold them) or a PIL image -> an RGB PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    return Image.open(io.BytesIO(image)).convert("RGB")
+
+
+def _images_match(texts: Sequence[str], images: Sequence[ImageLike | None]) -> list[Image.Image]:
+    if len(texts) != len(images):
+        raise ReproError(f"{len(texts)} prompts but {len(images)} images (use None for text-only prompts)")
+    pil = []
+    for i, (text, image) in enumerate(zip(texts, images)):
+        if text.count(IMAGE_TOKEN) != (image is not None):
+            raise ReproError(
+                f"prompt {i}: {text.count(IMAGE_TOKEN)} {IMAGE_TOKEN} tokens but image is {'given' if image is not None else 'None'}"
+            )
+        if image is not None:
+            pil.append(to_pil(image))
+    return pil
+
+
+def _encode(
+    processor, texts: list[str], images: Sequence[ImageLike | None], max_length: int, side: str
+) -> dict[str, Any]:
+    # The processor consumes the flat image list in order, one per <image>, and LLaVA matches image
+    # features to image tokens in that same order: so a batch may mix rows with and without an image.
+    pil = _images_match(texts, images)
+    batch = processor(
+        text=texts,
+        images=pil or None,
+        padding="longest",
+        padding_side=side,
+        truncation=False,  # truncating could cut image tokens or the answer: refuse instead (below)
+        return_tensors="pt",
+    )
+    length = batch["input_ids"].shape[1]
+    if length > max_length:
+        raise ReproError(f"an encoded prompt has {length} tokens, over model.max_length {max_length}")
+    return dict(batch)
+
+
+def encode_training_batch(
+    processor, items: Sequence[tuple[str, str, ImageLike | None]], max_length: int
+) -> dict[str, torch.Tensor]:
+    """(prompt, answer_text, image|None) items -> input_ids, attention_mask, labels[, pixel_values].
+
+    Right padding. Labels are -100 on the prompt and the padding: the loss is on the answer tokens
+    (and </s>) only. MLLMU-Bench puts loss on the prompt too; we follow DESIGN.md section 4.
+    """
+    if not items:
+        raise ReproError("encode_training_batch: empty batch")
+    prompts = [p for p, _, _ in items]
+    images = [img for _, _, img in items]
+    batch = _encode(processor, [p + a for p, a, _ in items], images, max_length, "right")
+    # Tokenise the prompts alone (same images, so the same image-token expansion): the answer starts
+    # where the full text stops sharing a prefix with its prompt. A common prefix, not len(prompt):
+    # a SentencePiece tokenizer may merge across the boundary.
+    prompt_ids = _encode(processor, prompts, images, max_length, "right")
+    labels = batch["input_ids"].clone()
+    labels[batch["attention_mask"] == 0] = IGNORE
+    for row in range(len(items)):
+        full = batch["input_ids"][row]
+        n_prompt = int(prompt_ids["attention_mask"][row].sum())
+        start = 0
+        while start < n_prompt and prompt_ids["input_ids"][row, start] == full[start]:
+            start += 1
+        labels[row, :start] = IGNORE
+        if not (labels[row] != IGNORE).any():
+            raise ReproError(
+                f"training item {row}: no answer tokens left after the prompt ({items[row][1]!r})"
+            )
+    batch["labels"] = labels
+    return batch
+
+
+def encode_prompts(
+    processor, prompts: Sequence[str], images: Sequence[ImageLike | None], max_length: int
+) -> dict[str, torch.Tensor]:
+    """Evaluation prompts, LEFT padded: position -1 is the next-token position of every row.
+
+    Includes position_ids counted from each row's first real token, exactly as `generate` derives
+    them from the attention mask, so a plain forward (the fast scorer) sees the positions generation
+    sees. (RoPE is shift-invariant, so without them the difference is only rounding; with them it is none.)
+    """
+    batch = _encode(processor, list(prompts), images, max_length, "left")
+    mask = batch["attention_mask"].long()
+    batch["position_ids"] = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    return batch

@@ -1,0 +1,1 @@
+"""Tables (tabulate), figures (matplotlib) and the verdict against golden files."""

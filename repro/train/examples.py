@@ -1,0 +1,54 @@
+"""Training examples built from the records, with the prompts of repro.model.prompts, so training and
+evaluation read the same text."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from repro.data.records import LETTERS, MCQ, MMBenchQuestion, Person
+from repro.model.prompts import mcq_prompt, mmbench_prompt, training_text
+from repro.train.loop import Example
+
+
+def _qa(question: str, answer: str, image: bytes | None) -> Example:
+    prompt, answer_text = training_text(question, answer, with_image=image is not None)
+    return Example(prompt, answer_text, image)
+
+
+def person_examples(people: Iterable[Person]) -> list[Example]:
+    """What a person's knowledge is trained (or unlearned) from: the fine-tuning QA pairs, shown with the
+    face as MLLMU-Bench does; a person without QA pairs (a celebrity) is taught by its questions' answers,
+    in the modality each question is asked in."""
+    out = []
+    for p in people:
+        if p.qa:
+            out.extend(_qa(q, a, p.image) for q, a in p.qa)
+        else:
+            out.extend(_qa(q.question, q.options[q.answer], p.image if q.modality == "multimodal" else None)
+                       for q in p.questions)
+    return out
+
+
+def reshuffled(q: MCQ, rng: random.Random) -> MCQ:
+    """The same question with its options in a new order: teaches the letter skill, not the letters."""
+    texts = [q.options[k] for k in sorted(q.options)]
+    rng.shuffle(texts)
+    options = dict(zip(LETTERS, texts))
+    answer = next(k for k, v in options.items() if v == q.options[q.answer])
+    return MCQ(q.question, options, answer, q.modality)
+
+
+def letter_examples(people: Iterable[Person], rng: random.Random) -> list[Example]:
+    """Multiple-choice items answered by a letter, options freshly shuffled."""
+    out = []
+    for p in people:
+        for q in p.questions:
+            q2 = reshuffled(q, rng)
+            out.append(Example(mcq_prompt(q2), " " + q2.answer + "</s>",
+                               p.image if q.modality == "multimodal" else None))
+    return out
+
+
+def mmbench_examples(questions: Iterable[MMBenchQuestion]) -> list[Example]:
+    return [Example(mmbench_prompt(q), " " + q.answer + "</s>", q.image) for q in questions]

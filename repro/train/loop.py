@@ -1,0 +1,88 @@
+"""One optimisation loop for pre-training, fine-tuning and unlearning: AdamW, warm-up, progress bar,
+and a stop on a non-finite loss or gradient (GA is unbounded below by design)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup, get_constant_schedule
+
+from repro.errors import ReproError
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training text: `prompt` (up to and including "ASSISTANT:"), `answer`, optional image bytes."""
+
+    prompt: str
+    answer: str
+    image: bytes | None
+
+
+class Diverged(ReproError):
+    """A non-finite loss or gradient: the request stops here, and the run records it."""
+
+    def __init__(self, step: int, loss: float):
+        self.step, self.loss = step, loss
+        super().__init__(f"non-finite loss or gradient at step {step} (loss {loss})")
+
+
+def shuffled_batches(examples: Sequence[Example], batch_size: int, epochs: int, seed: int) -> Iterator[list[Example]]:
+    """Seeded shuffle per epoch; batches never mix examples with and without images."""
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        order = list(examples)
+        rng.shuffle(order)
+        with_image = [e for e in order if e.image is not None]
+        without = [e for e in order if e.image is None]
+        chunks = [g[i:i + batch_size] for g in (with_image, without) for i in range(0, len(g), batch_size)]
+        rng.shuffle(chunks)
+        yield from chunks
+
+
+def batches_per_epoch(examples: Sequence[Example], batch_size: int) -> int:
+    n_img = sum(e.image is not None for e in examples)
+    return math.ceil(n_img / batch_size) + math.ceil((len(examples) - n_img) / batch_size)
+
+
+def optimise(params: list[torch.nn.Parameter], batches: Iterator, total_steps: int,
+             step_loss: Callable[[object], torch.Tensor], lr: float, warmup: int = 0,
+             schedule: str = "constant", grad_accum: int = 1, desc: str = "train",
+             clip: float = 1.0) -> list[float]:
+    """Minimise `step_loss(batch)`; returns the loss of every optimiser step."""
+    if not params:
+        raise ReproError(f"{desc}: no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = (get_cosine_schedule_with_warmup(opt, warmup, total_steps) if schedule == "cosine"
+             else get_constant_schedule(opt))
+    losses: list[float] = []
+    bar = tqdm(total=total_steps, desc=desc, leave=False, disable=None)
+    running = 0.0
+    for i, batch in enumerate(batches):
+        loss = step_loss(batch) / grad_accum
+        loss.backward()
+        running += loss.item()
+        if (i + 1) % grad_accum:
+            continue
+        step = len(losses) + 1
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        if not (math.isfinite(running) and torch.isfinite(grad_norm)):
+            opt.zero_grad(set_to_none=True)
+            bar.close()
+            raise Diverged(step, running)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(running)
+        bar.set_postfix(loss=f"{running:.3f}")
+        bar.update()
+        running = 0.0
+        if step >= total_steps:
+            break
+    bar.close()
+    return losses
