@@ -2,7 +2,7 @@
 
 `letter` follows MLLMU-Bench: the prediction is the first character of the greedy answer, upper-cased,
 if it is A-D. The fast path reads the greedy first token from one batched forward pass; only items whose
-first token is whitespace fall back to generation, so it gives exactly what `generate` + parse gives.
+first token is whitespace fall back to generation (so do special tokens, which the decoded answer skips), so it gives exactly what `generate` + parse gives.
 `option-loglik` follows lm-evaluation-harness: the option whose text is most likely as the answer.
 """
 
@@ -76,7 +76,9 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
         first = model(**enc).logits[:, -1, :].argmax(-1).tolist()  # left padding: last column is next token
         fallback = []
         for it, token in zip(batch, first):
-            text = tok.decode([token], skip_special_tokens=False)
+            # Decoded as generate + parse decodes: a special or whitespace first token shows nothing,
+            # and only generation can say what comes after it.
+            text = tok.decode([token], skip_special_tokens=True)
             if text.strip():
                 preds[it.uid] = parse_letter(text)
             else:

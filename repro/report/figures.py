@@ -1,0 +1,64 @@
+"""Figure 3 and Figure 4 as PNG (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from repro.eval.metrics import CHANCE  # noqa: E402
+from repro.report.views import METHOD_NAMES  # noqa: E402
+
+SOURCE_NAMES = {"finetuned": "Fine-tuned knowledge", "pretrained": "Pre-trained knowledge"}
+AXES = (("forgotten_unlearn", "Forgotten D_unlearn"), ("retained_retain", "Retained D_retain"),
+        ("retained_mmbench", "Retained MMBench"))
+
+
+def plot_figure3(data: dict, path: Path) -> None:
+    """One panel per knowledge source; per method, three bars: forgotten% and the two retained%."""
+    if not data:
+        return
+    fig, axes = plt.subplots(1, len(data), figsize=(5.5 * len(data), 4), sharey=True, squeeze=False)
+    for ax, (source, per) in zip(axes[0], data.items()):
+        methods = list(per)
+        width = 0.8 / len(AXES)
+        for j, (field, label) in enumerate(AXES):
+            xs = [i + (j - 1) * width for i in range(len(methods))]
+            ys = [per[m][field] or 0.0 for m in methods]
+            bars = ax.bar(xs, ys, width, label=label)
+            ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        ax.set_xticks(range(len(methods)), [METHOD_NAMES.get(m, m) for m in methods])
+        ax.set_title(SOURCE_NAMES.get(source, source))
+        ax.set_ylim(0, 110)
+        ax.axhline(100, color="grey", lw=0.5)
+    axes[0][0].set_ylabel("% (higher is better)")
+    axes[0][-1].legend(loc="upper right", fontsize=8)
+    fig.suptitle("Figure 3: unlearning fine-tuned vs pre-trained knowledge")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_figure4(data: dict, path: Path) -> None:
+    """Accuracy after 0..5 sequential requests: one panel per split, one line per method."""
+    if not any(data.values()):
+        return
+    titles = {"unlearn": "D_unlearn (lower is better)", "retain": "D_retain", "mmbench": "MMBench"}
+    fig, axes = plt.subplots(1, len(data), figsize=(4.5 * len(data), 3.6), sharey=True, squeeze=False)
+    for ax, (split, per) in zip(axes[0], data.items()):
+        for method, values in per.items():
+            xs = [k for k, v in enumerate(values) if v is not None]
+            ax.plot(xs, [values[k] for k in xs], marker="o", label=METHOD_NAMES.get(method, method))
+        ax.axhline(CHANCE, color="grey", ls="--", lw=0.8, label="chance")
+        ax.set_title(titles[split])
+        ax.set_xlabel("number of unlearning requests")
+        ax.set_ylim(0, 100)
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle("Figure 4: sustainability under five sequential requests")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,82 @@
+"""The fast first-token scorer gives exactly what greedy generation + MLLMU-Bench's parse gives."""
+
+from __future__ import annotations
+
+from repro.config import load_profile
+from repro.data.mllmu import load_people
+from repro.data.mmbench import load_mmbench
+from repro.data.world import write_world
+from repro.eval.items import mmbench_items, person_items
+from repro.eval.metrics import circular_accuracy, modality_accuracy, person_accuracy
+from repro.eval.scoring import parse_letter, predict, score_letter
+from repro.model.factory import build_tiny_model
+from repro.model.tokenizer import build_word_tokenizer
+
+
+def _small_world(tmp_path):
+    profile = load_profile("tiny", ["world.fictional=12", "world.celebrities=8", "world.mmbench_dev=30",
+                                    "world.mmbench_train=10"])
+    write_world(tmp_path, profile.world, seed=3)
+    people = load_people(tmp_path / "MLLMU-Bench", "Full_Set") + load_people(tmp_path / "MLLMU-Bench", "Retain_Set")
+    questions = load_mmbench(tmp_path / "MMBench" / "MMBench_DEV_EN.tsv")
+    items = person_items(people) + mmbench_items(questions)
+    texts = [it.prompt for it in items] + [it.context + " " + o for it in items for o in it.options.values()]
+    return profile, items, build_word_tokenizer(texts)
+
+
+def test_parse_letter_is_mllmu_benchs_first_character_rule():
+    assert parse_letter(" b) because") == "B"
+    assert parse_letter("A") == "A"
+    assert parse_letter("E") == ""
+    assert parse_letter("  ") == ""
+    assert parse_letter("The answer is A") == ""
+
+
+def test_fast_and_generate_agree_on_every_item(tmp_path):
+    profile, items, tokenizer = _small_world(tmp_path)
+    for seed in (0, 1):  # two random models: their greedy answers differ, the two scorers must not
+        model, processor = build_tiny_model(profile.model, tokenizer, seed=seed)
+        fast = score_letter(model, processor, items, 16, profile.model.max_length, "fast")
+        slow = score_letter(model, processor, items, 16, profile.model.max_length, "generate")
+        assert len(fast) == len(items)
+        assert fast == slow
+
+
+def test_letter_scoring_follows_a_model_that_prefers_a_letter(tmp_path):
+    profile, items, tokenizer = _small_world(tmp_path)
+    model, processor = build_tiny_model(profile.model, tokenizer, seed=0)
+    c = tokenizer.convert_tokens_to_ids("C")
+
+    def prefer_c(module, args, logits):  # every prediction must become C
+        logits = logits.clone()
+        logits[..., c] += 1e4
+        return logits
+
+    model.lm_head.register_forward_hook(prefer_c)
+    preds = predict(model, processor, items, "letter", 16, profile.model.max_length)
+    assert set(preds.values()) == {"C"}
+    acc = modality_accuracy(items, preds)
+    expected = 100.0 * sum(it.answer == "C" for it in items) / len(items)
+    assert abs(acc["all"][0] - expected) < 1e-9
+
+
+def test_option_loglik_returns_an_option_for_every_item(tmp_path):
+    profile, items, tokenizer = _small_world(tmp_path)
+    model, processor = build_tiny_model(profile.model, tokenizer, seed=0)
+    preds = predict(model, processor, items[:40], "option-loglik", 16, profile.model.max_length)
+    assert all(preds[it.uid] in it.options for it in items[:40])
+
+
+def test_metrics_split_by_modality_person_and_circular_group():
+    from repro.eval.items import Item
+
+    def item(uid, answer, modality="multimodal", person="p", group=-1):
+        return Item(uid, "", "", {"A": "x", "B": "y"}, answer, None, modality, person=person, group=group)
+
+    items = [item("1", "A", "multimodal", "p1"), item("2", "A", "text", "p1"), item("3", "B", "text", "p2")]
+    preds = {"1": "A", "2": "B", "3": "B"}
+    acc = modality_accuracy(items, preds)
+    assert acc["all"] == (200 / 3, 3) and acc["multimodal"] == (100.0, 1) and acc["text"] == (50.0, 2)
+    assert person_accuracy(items, preds) == {"p1": 50.0, "p2": 100.0}
+    circ = [item("5", "A", group=5), item("1000005", "B", group=5), item("6", "A", group=6)]
+    assert circular_accuracy(circ, {"5": "A", "1000005": "A", "6": "A"}) == (50.0, 2)
