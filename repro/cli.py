@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write tables and figures for a run directory")
     p.add_argument("run_dir", type=Path)
+
+    p = sub.add_parser("verify", help="check a run against its golden file; exit 1 on any FAIL")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--golden", type=Path, default=None,
+                   help="golden TOML (default: golden/<profile>.toml, or the file declaring the run's profile)")
     return parser
 
 
@@ -82,6 +87,10 @@ def _dispatch(args) -> int:
 
         write_report(args.run_dir)
         return 0
+    if args.command == "verify":
+        from repro.report.verify import verify_run
+
+        return verify_run(args.run_dir, args.golden)
     args.profile_obj = load_profile(args.profile, args.overrides)
     if args.command == "world":
         from repro.data.world import write_world

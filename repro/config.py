@@ -67,6 +67,7 @@ class PretrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     warmup: int = 50
+    letters: bool = False  # also teach letter-answer multiple choice (celebrities, mini-MMBench train)
 
 
 @dataclass(frozen=True)

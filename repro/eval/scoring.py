@@ -89,28 +89,45 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
     return preds
 
 
+def _single_token_options(tokenizer, item: Item) -> dict[str, int] | None:
+    """Option letter -> token id when every option is one token after the context, else None."""
+    ids = {k: tokenizer(" " + v, add_special_tokens=False)["input_ids"] for k, v in item.options.items()}
+    return {k: v[0] for k, v in ids.items()} if all(len(v) == 1 for v in ids.values()) else None
+
+
 @torch.no_grad()
 def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int, max_length: int,
                         desc: str = "eval") -> dict[str, str]:
-    """The option whose text has the highest summed log-probability as the answer to the question."""
+    """The option whose text has the highest summed log-probability as the continuation of the question
+    (lm-evaluation-harness's multiple-choice `acc`; ties go to the first letter). When every option is a
+    single token, one forward pass over the question gives all of them at once; otherwise each option is
+    scored as its own continuation."""
     from repro.train.losses import sequence_logprob
 
-    flat = [(it, letter) for it in items for letter in sorted(it.options)]
+    tok = processor.tokenizer
     scores: dict[tuple[str, str], float] = {}
-    by_uid = {it.uid: it for it in items}
-    pseudo = [Item(f"{it.uid}\x00{letter}", "", it.context, {}, "", it.image, it.modality) for it, letter in flat]
-    for batch in tqdm(_batches(pseudo, batch_size, lambda it: len(it.context)), desc=desc, leave=False,
+    single = {it.uid: ids for it in items if (ids := _single_token_options(tok, it)) is not None}
+    fast = [it for it in items if it.uid in single]
+    for batch in tqdm(_batches(fast, batch_size, lambda it: len(it.context)), desc=desc, leave=False,
                       disable=None):
-        rows = []
-        for p in batch:
-            uid, letter = p.uid.split("\x00")
-            rows.append((p.context, by_uid[uid].options[letter], _image(p)))
-        enc = encode_training_batch(processor, rows, max_length)
+        enc = encode_prompts(processor, [it.context for it in batch], [_image(it) for it in batch], max_length)
         enc = {k: v.to(model.device) for k, v in enc.items()}
-        logp = sequence_logprob(model(**{k: v for k, v in enc.items() if k != "labels"}).logits, enc["labels"])
-        for p, value in zip(batch, logp.tolist()):
-            uid, letter = p.uid.split("\x00")
-            scores[(uid, letter)] = value
+        logp = torch.log_softmax(model(**enc).logits[:, -1, :].float(), dim=-1)
+        for row, it in enumerate(batch):
+            for letter, token in single[it.uid].items():
+                scores[(it.uid, letter)] = logp[row, token].item()
+    # Options of several tokens: one row per (item, option), the continuation's log-probability summed.
+    rows = [(it, letter) for it in items if it.uid not in single for letter in sorted(it.options)]
+    pseudo = [Item(f"{i}", "", it.context, {}, "", it.image, it.modality) for i, (it, _) in enumerate(rows)]
+    for batch in tqdm(_batches(pseudo, batch_size, lambda p: len(p.context)), desc=desc, leave=False,
+                      disable=None):
+        picked = [rows[int(p.uid)] for p in batch]
+        enc = encode_training_batch(processor, [(it.context, " " + it.options[letter], _image(it))
+                                                for it, letter in picked], max_length)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        logits = model(**{k: v for k, v in enc.items() if k != "labels"}).logits
+        for (it, letter), value in zip(picked, sequence_logprob(logits, enc["labels"]).tolist()):
+            scores[(it.uid, letter)] = value
     return {it.uid: max(sorted(it.options), key=lambda L: scores[(it.uid, L)]) for it in items}
 
 

@@ -54,10 +54,12 @@ class Runner:
     def measure(self, model_key: str, splits: dict[str, list[Person]]) -> list[dict]:
         """Accuracy records (split, modality, accuracy, n) of one model on D_unlearn/D_retain/shards/MMBench."""
         out = []
+        union = sorted({p.key: p for people in splits.values() for p in people}.values(), key=lambda p: p.key)
+        items = person_items(union)  # shards are parts of D_unlearn: each question is scored once
+        preds = self.session.evaluate(model_key, items, "eval people")
         for split, people in splits.items():
-            items = person_items(people)
-            preds = self.session.evaluate(model_key, items, f"eval {split}")
-            for modality, (acc, n) in modality_accuracy(items, preds).items():
+            keys = {p.key for p in people}
+            for modality, (acc, n) in modality_accuracy([it for it in items if it.person in keys], preds).items():
                 out.append({"split": split, "modality": modality, "accuracy": round(acc, 4), "n": n})
         items = self.session.mmbench_items()
         preds = self.session.evaluate(model_key, items, "eval mmbench")
@@ -174,8 +176,26 @@ def run_all(profile: Profile, run_dir: Path) -> int:
     stages["total"] = round(time.perf_counter() - t0, 1)
     atomic_write_text(run_dir / "stages.json", json.dumps(stages, indent=2))
     write_report(run_dir)
+    status = _verify(run_dir)
     print(f"\nresults: {run_dir / 'results.jsonl'}\nmanifest: {run_dir / 'manifest.json'}\n"
           f"tables and figures: {run_dir / 'report'}\nwall time: {stages['total']:.0f} s")
-    return 0
+    return status
+
+
+def _verify(run_dir: Path) -> int:
+    """`all` ends with the verdict against the profile's golden file, when there is one."""
+    from repro.report.golden import find_golden
+    from repro.report.verify import verify_run
+
+    try:
+        golden = find_golden(run_dir_profile(run_dir))
+    except ReproError as exc:
+        print(f"pulse-repro: no verdict: {exc}")
+        return 0
+    return verify_run(run_dir, golden)
+
+
+def run_dir_profile(run_dir: Path) -> str:
+    return json.loads((run_dir / "profile.json").read_text())["name"]
 
 

@@ -150,15 +150,16 @@ class Session:
     def _pretrain(self, model, processor) -> None:
         """Tiny only: full-parameter training on the celebrities and mini-MMBench train, so that
         celebrity knowledge is pre-trained knowledge (DESIGN.md section 6)."""
-        cfg, mcfg = self.profile.pretrain, self.profile.model
+        cfg = self.profile.pretrain
         rng = random.Random(self.profile.seed)
-        knowledge = person_examples(self.celebrities)
-        general = mmbench_examples(self.mmbench_train)
+        fixed = person_examples(self.celebrities, text_only_as_asked=True) + mmbench_examples(self.mmbench_train)
 
         def batches():
             epoch = 0
             while True:  # fresh option orders each pass: the letter skill, not memorised letters
-                pool = knowledge + letter_examples(self.celebrities, rng) + general
+                pool = fixed
+                if cfg.letters:
+                    pool = pool + letter_examples(self.celebrities, rng) + mmbench_examples(self.mmbench_train, True)
                 yield from shuffled_batches(pool, cfg.batch_size, 1, self.profile.seed + epoch)
                 epoch += 1
 

@@ -16,14 +16,16 @@ def _qa(question: str, answer: str, image: bytes | None) -> Example:
     return Example(prompt, answer_text, image)
 
 
-def person_examples(people: Iterable[Person]) -> list[Example]:
-    """What a person's knowledge is trained (or unlearned) from: the fine-tuning QA pairs, shown with the
-    face as MLLMU-Bench does; a person without QA pairs (a celebrity) is taught by its questions' answers,
-    in the modality each question is asked in."""
+def person_examples(people: Iterable[Person], text_only_as_asked: bool = False) -> list[Example]:
+    """What a person's knowledge is trained (or unlearned) from: the fine-tuning QA pairs, each shown with
+    the face as MLLMU-Bench does. With `text_only_as_asked` (tiny pre-training, which stands for web text
+    about famous people), a pair whose question the benchmark asks text-only is taught without the face.
+    A person without QA pairs is taught by its questions' answers, in the modality each is asked in."""
     out = []
     for p in people:
         if p.qa:
-            out.extend(_qa(q, a, p.image) for q, a in p.qa)
+            text_questions = {q.question for q in p.questions if q.modality == "text"} if text_only_as_asked else set()
+            out.extend(_qa(q, a, None if q in text_questions else p.image) for q, a in p.qa)
         else:
             out.extend(_qa(q.question, q.options[q.answer], p.image if q.modality == "multimodal" else None)
                        for q in p.questions)
@@ -50,5 +52,9 @@ def letter_examples(people: Iterable[Person], rng: random.Random) -> list[Exampl
     return out
 
 
-def mmbench_examples(questions: Iterable[MMBenchQuestion]) -> list[Example]:
-    return [Example(mmbench_prompt(q), " " + q.answer + "</s>", q.image) for q in questions]
+def mmbench_examples(questions: Iterable[MMBenchQuestion], letters: bool = False) -> list[Example]:
+    """General visual questions: answered by the option's letter, or (plain QA) by the option's text."""
+    if letters:
+        return [Example(mmbench_prompt(q), " " + q.answer + "</s>", q.image) for q in questions]
+    return [_qa(f"{q.hint}\n{q.question}" if q.hint else q.question, q.options[q.answer], q.image)
+            for q in questions]

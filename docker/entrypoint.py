@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""The image's entrypoint: fill in the image's defaults, check what a run needs, then exec `pulse-repro`.
+
+- no `--profile`: the image's default profile, $PULSE_PROFILE (llava-1.5-13b, the paper);
+- `run` / `all` without `--out`: `--out $PULSE_RUNS/<profile name>` (the mounted /runs);
+- a profile that loads a real model (model.source is not "tiny") and no visible CUDA GPU: one line, exit 2;
+- a profile that needs the Hugging Face hub (hub model id, `hf:` data) while the hub is unreachable or
+  HF_HUB_OFFLINE is set, and the weights / data are not in the mounted HF cache: one line, exit 2
+  (when everything is cached and the hub is unreachable, HF_HUB_OFFLINE=1 is set so nothing waits on it);
+- the run directory not writable (a bind mount owned by another user): one line, exit 2.
+
+Anything else (--help, report, verify, bench, a command this script does not know) passes through as is.
+PULSE_SKIP_PREFLIGHT=1 skips the checks. Stdlib only, so it also runs (and is tested) outside the image.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+PROFILE_COMMANDS = {"world", "splits", "run", "all"}  # and `data check`
+OUT_COMMANDS = {"run", "all"}
+GPU_COMMANDS = {"run", "all"}
+HUB_COMMANDS = {"run", "all", "splits"}
+GPU_MEMORY = {"llava-1.5-13b": ">= 40 GB", "llava-1.5-7b": ">= 24 GB"}  # DESIGN.md section 2
+TRUE = {"1", "true", "yes", "on"}
+
+
+class Preflight(Exception):
+    """A run that cannot work in this container; the message is the one line shown."""
+
+
+def _command(argv: list[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    """The value of `name` (`--name V` or `--name=V`; the last one wins), or None."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _options(argv: list[str], name: str) -> list[str]:
+    values = []
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        elif arg.startswith(name + "="):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
+def _load_profile(argv: list[str]):
+    """The profile this command line asks for, or None where the kit cannot load it (it will say why)."""
+    try:
+        from repro.config import load_profile
+        from repro.errors import ReproError
+    except ImportError:
+        return None
+    try:
+        return load_profile(_option(argv, "--profile") or "tiny", _options(argv, "--set"))
+    except (ReproError, OSError, ValueError, TypeError, KeyError):  # pulse-repro reports it itself
+        return None
+
+
+def with_defaults(argv: list[str], env: dict[str, str], profile_name=None) -> list[str]:
+    """argv with the image's default profile and run directory filled in (never overriding the user's).
+
+    `profile_name(argv)` gives the loaded profile's name (a profile may be a path to a TOML file);
+    without it, the --profile value is used as the name.
+    """
+    argv = list(argv)
+    if not argv or "-h" in argv or "--help" in argv:
+        return argv
+    command = _command(argv)
+    takes_profile = command in PROFILE_COMMANDS or (command == "data" and "check" in argv)
+    default = env.get("PULSE_PROFILE", "")
+    if takes_profile and default and _option(argv, "--profile") is None:
+        argv += ["--profile", default]
+    if command in OUT_COMMANDS and _option(argv, "--out") is None:
+        name = (profile_name(argv) if profile_name else None) or _option(argv, "--profile") or "tiny"
+        argv += ["--out", str(Path(env.get("PULSE_RUNS", "/runs")) / name)]
+    return argv
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _hub_reachable(env: dict[str, str], timeout: float = 5.0) -> bool:
+    endpoint = env.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint + "/api/whoami-v2", method="HEAD"),
+                               timeout=timeout)
+    except urllib.error.HTTPError:
+        return True  # it answered (401 without a token): reachable
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return True
+
+
+def hub_needs(profile) -> list[tuple[str, str]]:
+    """(kind, repo_id) for every hub repository the profile reads: its model and its `hf:` data."""
+    needs = []
+    source = profile.model.source
+    if source != "tiny" and not Path(source).exists():
+        needs.append(("model", source))
+    for spec in (profile.data.mllmu, profile.data.mmbench, profile.data.mmbench_train):
+        if spec.startswith("hf:"):
+            needs.append(("dataset", spec[3:]))
+    return needs
+
+
+def hub_cache(env: dict[str, str]) -> Path:
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"])
+    return Path(env.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))) / "hub"
+
+
+def is_cached(cache: Path, kind: str, repo_id: str) -> bool:
+    snapshots = cache / f"{kind}s--{repo_id.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(p.is_dir() and any(p.iterdir()) for p in snapshots.iterdir())
+
+
+def preflight(argv: list[str], env: dict[str, str], profile, cuda_available=_cuda_available,
+              hub_reachable=_hub_reachable) -> dict[str, str]:
+    """Raise Preflight with a one-line reason when this run cannot work here; return env changes."""
+    command = _command(argv)
+    changes: dict[str, str] = {}
+    if profile is None or env.get("PULSE_SKIP_PREFLIGHT", "").lower() in TRUE:
+        return changes
+    name = profile.name
+    if command in GPU_COMMANDS and profile.model.source != "tiny" and not cuda_available():
+        memory = GPU_MEMORY.get(name, "a large")
+        raise Preflight(
+            f"profile {name} needs a CUDA GPU ({memory} memory) and none is visible in the container: "
+            f"run with `docker run --gpus all ...` (NVIDIA driver + NVIDIA Container Toolkit on the host), "
+            f"or use `--profile tiny` for the CPU miniature")
+    if command in HUB_COMMANDS:
+        needs = hub_needs(profile)
+        cache = hub_cache(env)
+        missing = [f"{kind} {repo}" for kind, repo in needs if not is_cached(cache, kind, repo)]
+        offline = env.get("HF_HUB_OFFLINE", "").lower() in TRUE
+        if needs and not offline and not hub_reachable(env):
+            if missing:
+                raise Preflight(
+                    f"profile {name} needs {', '.join(missing)} from the Hugging Face hub, which is "
+                    f"unreachable, and {cache} does not hold it: mount a populated HF cache with "
+                    f"`-v hf:/data/hf` (or point --set model.source= / data.*= at mounted local copies)")
+            changes["HF_HUB_OFFLINE"] = "1"  # all cached: do not wait on an unreachable hub
+        elif offline and missing:
+            raise Preflight(
+                f"HF_HUB_OFFLINE is set and {cache} does not hold {', '.join(missing)} for profile {name}: "
+                f"mount a populated HF cache with `-v hf:/data/hf`, or unset HF_HUB_OFFLINE to download it")
+    out = _option(argv, "--out")
+    if command in OUT_COMMANDS and out is not None:
+        out_dir = Path(out)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+        if not os.access(out_dir, os.W_OK):
+            raise Preflight(
+                f"cannot write the run directory {out_dir} as uid {os.getuid()}: run the container with "
+                f'`--user "$(id -u):$(id -g)"` or make the mounted directory writable')
+    return changes
+
+
+def main(argv: list[str]) -> int:
+    env = dict(os.environ)
+    profile_holder: dict[str, object] = {}
+
+    def profile_name(args: list[str]) -> str | None:
+        profile_holder["profile"] = _load_profile(args)
+        return getattr(profile_holder["profile"], "name", None)
+
+    args = with_defaults(argv, env, profile_name)
+    command = _command(args)
+    if command in GPU_COMMANDS | HUB_COMMANDS and "-h" not in args and "--help" not in args:
+        profile = profile_holder["profile"] if "profile" in profile_holder else _load_profile(args)
+        try:
+            changes = preflight(args, env, profile)
+        except Preflight as exc:
+            print(f"pulse-repro: {exc}", file=sys.stderr)
+            return 2
+        os.environ.update(changes)
+    home = os.environ.get("HOME", "")
+    if not home or not os.access(home, os.W_OK):  # an arbitrary --user: give caches a writable home
+        os.environ["HOME"] = tempfile.mkdtemp(prefix="pulse-home-")
+    os.execvp("pulse-repro", ["pulse-repro", *args])
+    return 127  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,351 @@
+"""One source of truth for the environment: the image's lock and CI's pins agree; the Dockerfile is pinned.
+
+- every package in both docker/requirements.lock and requirements/ci.txt has the same version (torch compared
+  without its local build label: +cpu here, the CUDA build in the image);
+- every requirement in the locks carries a --hash;
+- Dockerfile.cuda: base image pinned by tag and digest (or the placeholder that docker/pin-base.sh resolves,
+  never a made-up digest), installs only --require-hashes from the locks, non-root, the entrypoint script;
+- docker/entrypoint.py: the image's defaults and its one-line preflight messages.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CI_PINS = ROOT / "requirements" / "ci.txt"
+LOCK = ROOT / "docker" / "requirements.lock"
+BUILD_LOCK = ROOT / "docker" / "build-requirements.lock"
+DOCKERFILE = ROOT / "Dockerfile.cuda"
+ENTRYPOINT = ROOT / "docker" / "entrypoint.py"
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PLACEHOLDER = re.compile(r"^sha256:UNRESOLVED\S*$")
+
+
+# ---- lock / CI agreement ------------------------------------------------------------------------
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised project name (huggingface_hub == huggingface-hub, Jinja2 == jinja2)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def base_version(version: str) -> str:
+    """The version without its local label: 2.13.0+cpu and 2.13.0+cu130 are both 2.13.0."""
+    return version.split("+", 1)[0]
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """{canonical name: version} from a requirements file of `name==version` lines (hash-lock or plain)."""
+    text = path.read_text().replace("\\\n", " ")
+    pins: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;]+)", line)
+        if not match:
+            raise AssertionError(f"{path.name}: not an exact pin: {line!r}")
+        name = canonical(match.group(1))
+        if name in pins:
+            raise AssertionError(f"{path.name}: {name} pinned twice")
+        pins[name] = match.group(2)
+    return pins
+
+
+def unhashed(path: Path) -> list[str]:
+    """Requirements in a lock without a --hash."""
+    text = path.read_text().replace("\\\n", " ")
+    missing = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line and not line.startswith("-") and "--hash=sha256:" not in line:
+            missing.append(line.split()[0])
+    return missing
+
+
+def version_drift(lock_path: Path, ci_path: Path) -> list[str]:
+    """One line per package the two files share at different versions (torch: local label ignored)."""
+    lock, ci = read_pins(lock_path), read_pins(ci_path)
+    return [f"{name}: {lock_path.name} has {lock[name]}, {ci_path.name} has {ci[name]}"
+            for name in sorted(lock.keys() & ci.keys())
+            if base_version(lock[name]) != base_version(ci[name])]
+
+
+def test_lock_and_ci_pins_agree():
+    assert version_drift(LOCK, CI_PINS) == []
+
+
+def test_lock_covers_the_runtime_and_shares_torch_with_ci():
+    lock, ci = read_pins(LOCK), read_pins(CI_PINS)
+    runtime = {"torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "pyarrow", "pillow",
+               "numpy", "huggingface-hub", "tabulate", "tqdm", "matplotlib"}
+    assert runtime <= lock.keys() & ci.keys()
+    assert "+" not in lock["torch"]  # PyPI's linux x86_64 torch wheel is the CUDA build, unlabelled
+
+
+def test_every_locked_requirement_has_a_hash():
+    assert unhashed(LOCK) == []
+    assert unhashed(BUILD_LOCK) == []
+    assert read_pins(BUILD_LOCK)  # not empty
+
+
+def test_drift_is_caught(tmp_path):
+    lock, ci = tmp_path / "requirements.lock", tmp_path / "ci.txt"
+    shutil.copy(LOCK, lock)
+    shutil.copy(CI_PINS, ci)
+    assert version_drift(lock, ci) == []
+
+    # one version changed in CI only
+    ci.write_text(re.sub(r"(?m)^numpy==\S+", "numpy==1.26.4", CI_PINS.read_text()))
+    assert version_drift(lock, ci) == [f"numpy: requirements.lock has {read_pins(LOCK)['numpy']}, ci.txt has 1.26.4"]
+
+    # one version changed in the lock only (a hashed, multi-line entry)
+    shutil.copy(CI_PINS, ci)
+    old = read_pins(LOCK)["transformers"]
+    lock.write_text(LOCK.read_text().replace(f"transformers=={old} \\", "transformers==9.9.9 \\"))
+    assert [line.split(":")[0] for line in version_drift(lock, ci)] == ["transformers"]
+
+    # torch: the build label is not drift, the version is
+    shutil.copy(LOCK, lock)
+    ci_torch = read_pins(CI_PINS)["torch"]
+    ci.write_text(CI_PINS.read_text().replace(f"torch=={ci_torch}", f"torch=={base_version(ci_torch)}+cpu"))
+    assert version_drift(lock, ci) == []
+    ci.write_text(CI_PINS.read_text().replace(f"torch=={ci_torch}", "torch==2.0.0+cpu"))
+    assert [line.split(":")[0] for line in version_drift(lock, ci)] == ["torch"]
+
+
+def test_read_pins_normalises_names_and_rejects_loose_pins(tmp_path):
+    f = tmp_path / "r.txt"
+    f.write_text("-c other.txt\nJinja2==3.1.6  # via torch\nhuggingface_hub==2.4.0 ; python_version >= '3.9'\n")
+    assert read_pins(f) == {"jinja2": "3.1.6", "huggingface-hub": "2.4.0"}
+    f.write_text("numpy>=1.26\n")
+    with pytest.raises(AssertionError, match="not an exact pin"):
+        read_pins(f)
+
+
+def test_unhashed_finds_a_requirement_without_hash(tmp_path):
+    f = tmp_path / "requirements.lock"
+    f.write_text(LOCK.read_text() + "\nextra-package==1.0\n")
+    assert unhashed(f) == ["extra-package==1.0"]
+
+
+# ---- Dockerfile.cuda ------------------------------------------------------------------------------
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    lines, current = [], ""
+    for raw in path.read_text().splitlines():
+        if raw.lstrip().startswith("#") and not current:
+            continue
+        current += raw.rstrip()
+        if current.endswith("\\"):
+            current = current[:-1] + " "
+            continue
+        if current.strip():
+            keyword, _, args = current.strip().partition(" ")
+            lines.append((keyword.upper(), args.strip()))
+        current = ""
+    return lines
+
+
+def base_images(path: Path) -> list[str]:
+    refs = []
+    for keyword, args in dockerfile_instructions(path):
+        if keyword == "FROM":
+            words = [w for w in args.split() if not w.startswith("--")]
+            refs.append(words[0])
+    return refs
+
+
+def dockerfile_problems(path: Path, allow_placeholder: bool = True) -> list[str]:
+    """The rules that matter (what hadolint would flag, plus this project's pinning rules)."""
+    problems = []
+    instructions = dockerfile_instructions(path)
+    stages = set()
+    for keyword, args in instructions:
+        if keyword == "FROM":
+            words = args.split()
+            if "AS" in (w.upper() for w in words):
+                stages.add(words[-1].lower())
+    for ref in base_images(path):
+        if ref.lower() in stages:
+            continue
+        image, _, digest = ref.partition("@")
+        _name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+        if not tag or tag == "latest":
+            problems.append(f"base image {ref}: pin a tag (not latest)")
+        if DIGEST.match(digest):
+            continue
+        if PLACEHOLDER.match(digest) and allow_placeholder:
+            continue
+        problems.append(f"base image {ref}: pin its digest (docker/pin-base.sh)")
+    for keyword, args in instructions:
+        if keyword == "RUN":
+            for command in re.split(r"&&|;|\|\|", args):
+                words = command.split()
+                if "pip" in " ".join(words[:2]) and "install" in words:
+                    pip_args = words[words.index("install") + 1:]
+                    if "-r" in pip_args and "--require-hashes" not in pip_args:
+                        problems.append(f"pip install without --require-hashes: {command.strip()}")
+                    if "-r" not in pip_args and "--no-deps" not in pip_args:
+                        problems.append(f"pip install of something not from a hashed lock: {command.strip()}")
+                    if "--no-deps" in pip_args and not any(a.endswith(".whl") for a in pip_args):
+                        problems.append(f"pip install --no-deps of something but the kit's wheel: {command}")
+                if re.search(r"\bapt-get install\b", command) and not re.search(r"=\S", command):
+                    problems.append(f"apt-get install without pinned versions: {command.strip()}")
+            if re.search(r"\b(curl|wget)\b", args):
+                problems.append(f"download in RUN (unpinned input): {args}")
+    users = [args for keyword, args in instructions if keyword == "USER"]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append("the final stage must run as a non-root USER")
+    entrypoints = [args for keyword, args in instructions if keyword == "ENTRYPOINT"]
+    if not entrypoints or not entrypoints[-1].startswith("["):
+        problems.append("ENTRYPOINT must be in exec form")
+    return problems
+
+
+def test_dockerfile_follows_the_pinning_rules():
+    assert dockerfile_problems(DOCKERFILE) == []
+
+
+def test_dockerfile_base_image_is_tagged_and_one_image():
+    refs = base_images(DOCKERFILE)
+    assert len(refs) == 2  # build and runtime stages
+    assert len(set(refs)) == 1, "both stages must use the same pinned base"
+    image, _, digest = refs[0].partition("@")
+    assert re.fullmatch(r"python:3\.11[\w.-]*", image), image  # the lock is resolved for CPython 3.11
+    assert DIGEST.match(digest) or PLACEHOLDER.match(digest), digest
+
+
+def test_dockerfile_entrypoint_is_the_entrypoint_script():
+    instructions = dockerfile_instructions(DOCKERFILE)
+    entrypoint = [args for keyword, args in instructions if keyword == "ENTRYPOINT"][-1]
+    target = re.fullmatch(r'\["([^"]+)"\]', entrypoint).group(1)
+    copies = [args.split() for keyword, args in instructions if keyword == "COPY"]
+    assert ["docker/entrypoint.py", target] in copies
+    envs = " ".join(args for keyword, args in instructions if keyword == "ENV")
+    assert "HF_HOME=/data/hf" in envs and "PULSE_PROFILE=llava-1.5-13b" in envs and "PULSE_RUNS=/runs" in envs
+    volumes = [args for keyword, args in instructions if keyword == "VOLUME"]
+    assert volumes == ['["/data/hf", "/runs"]']
+    installs = " ".join(args for keyword, args in instructions if keyword == "RUN")
+    assert "--require-hashes --only-binary=:all: -r /tmp/requirements.lock" in installs
+    assert "--require-hashes --only-binary=:all: -r /tmp/build-requirements.lock" in installs
+
+
+def test_dockerfile_lint_catches_what_it_should(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text(
+        "FROM python:latest\n"
+        "FROM python:3.11-slim AS x\n"
+        "FROM python:3.11-slim@sha256:UNRESOLVED\n"
+        "RUN pip install -r requirements.txt && pip install numpy\n"
+        "RUN apt-get update && apt-get install -y curl\n"
+        "USER root\n"
+        "ENTRYPOINT pulse-repro\n")
+    problems = "\n".join(dockerfile_problems(bad, allow_placeholder=False))
+    for expected in ("base image python:latest: pin a tag", "base image python:3.11-slim: pin its digest",
+                     "python:3.11-slim@sha256:UNRESOLVED: pin its digest", "without --require-hashes",
+                     "not from a hashed lock", "apt-get install without pinned", "non-root USER",
+                     "exec form"):
+        assert expected in problems, expected
+
+
+def test_pin_base_check_reports_the_placeholder(tmp_path):
+    """The docker nox session builds only after `docker/pin-base.sh --check` passes."""
+    if shutil.which("bash") is None:
+        pytest.skip("needs bash")
+    copy = tmp_path / "Dockerfile.cuda"
+    copy.write_text("FROM python:3.11-slim-bookworm@sha256:UNRESOLVED-run-docker-pin-base.sh AS build\n")
+    check = subprocess.run(["bash", str(ROOT / "docker" / "pin-base.sh"), "--check"], capture_output=True,
+                           text=True, env={"DOCKERFILE": str(copy), "PATH": "/usr/bin:/bin"}, check=False)
+    assert check.returncode == 1 and "placeholder" in check.stderr
+    copy.write_text(f"FROM python:3.11-slim-bookworm@sha256:{'a' * 64} AS build\n")
+    check = subprocess.run(["bash", str(ROOT / "docker" / "pin-base.sh"), "--check"], capture_output=True,
+                           text=True, env={"DOCKERFILE": str(copy), "PATH": "/usr/bin:/bin"}, check=False)
+    assert check.returncode == 0, check.stderr
+
+
+def test_dockerignore_keeps_local_state_out_of_the_context():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".venv", "runs", ".pulse-cache", ".git", ".nox"} <= ignored
+    assert not {"repro", "pyproject.toml", "README.md", "docker"} & ignored
+
+
+# ---- docker/entrypoint.py -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def entrypoint():
+    spec = importlib.util.spec_from_file_location("pulse_entrypoint", ENTRYPOINT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+IMAGE_ENV = {"PULSE_PROFILE": "llava-1.5-13b", "PULSE_RUNS": "/runs"}
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["all"], ["all", "--profile", "llava-1.5-13b", "--out", "/runs/llava-1.5-13b"]),
+    (["all", "--profile", "tiny"], ["all", "--profile", "tiny", "--out", "/runs/tiny"]),
+    (["run", "sustainability", "--profile=tiny", "--out", "x"], ["run", "sustainability", "--profile=tiny",
+                                                                 "--out", "x"]),
+    (["data", "check", "mllmu", "/d"], ["data", "check", "mllmu", "/d", "--profile", "llava-1.5-13b"]),
+    (["report", "tiny"], ["report", "tiny"]),
+    (["all", "--help"], ["all", "--help"]),
+    ([], []),
+])
+def test_entrypoint_defaults(entrypoint, argv, expected):
+    assert entrypoint.with_defaults(argv, IMAGE_ENV) == expected
+
+
+def test_entrypoint_out_uses_the_loaded_profile_name(entrypoint):
+    argv = entrypoint.with_defaults(["all", "--profile", "/p/my.toml"], IMAGE_ENV, lambda a: "mine")
+    assert argv[-2:] == ["--out", "/runs/mine"]
+
+
+def _profile(name="llava-1.5-13b", source="llava-hf/llava-1.5-13b-hf", mllmu="hf:MLLMMU/MLLMU-Bench"):
+    return SimpleNamespace(name=name, model=SimpleNamespace(source=source),
+                           data=SimpleNamespace(mllmu=mllmu, mmbench="hf:lmms-lab/MMBench", mmbench_train=""))
+
+
+def test_entrypoint_gpu_profile_without_gpu_is_one_clear_line(entrypoint, tmp_path):
+    argv = ["all", "--profile", "llava-1.5-13b", "--out", str(tmp_path / "o")]
+    with pytest.raises(entrypoint.Preflight, match=r"needs a CUDA GPU \(>= 40 GB memory\).*--gpus all"):
+        entrypoint.preflight(argv, {}, _profile(), cuda_available=lambda: False, hub_reachable=lambda e: True)
+    tiny = _profile("tiny", "tiny", "world")
+    tiny.data.mmbench = "world"
+    assert entrypoint.preflight(["all", "--out", str(tmp_path / "t")], {}, tiny,
+                                cuda_available=lambda: False, hub_reachable=lambda e: False) == {}
+
+
+def test_entrypoint_hub_checks(entrypoint, tmp_path):
+    argv = ["all", "--out", str(tmp_path / "o")]
+    env = {"HF_HOME": str(tmp_path / "hf")}
+    gpu = {"cuda_available": lambda: True}
+    with pytest.raises(entrypoint.Preflight, match="hub, which is unreachable.*-v hf:/data/hf"):
+        entrypoint.preflight(argv, env, _profile(), hub_reachable=lambda e: False, **gpu)
+    with pytest.raises(entrypoint.Preflight, match="HF_HUB_OFFLINE is set"):
+        entrypoint.preflight(argv, {**env, "HF_HUB_OFFLINE": "1"}, _profile(), hub_reachable=lambda e: True, **gpu)
+    assert entrypoint.preflight(argv, env, _profile(), hub_reachable=lambda e: True, **gpu) == {}
+    for kind, repo in (("models", "llava-hf--llava-1.5-13b-hf"), ("datasets", "MLLMMU--MLLMU-Bench"),
+                       ("datasets", "lmms-lab--MMBench")):
+        snap = tmp_path / "hf" / "hub" / f"{kind}--{repo}" / "snapshots" / "abc"
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text("{}")
+    assert entrypoint.preflight(argv, env, _profile(), hub_reachable=lambda e: False, **gpu) == {
+        "HF_HUB_OFFLINE": "1"}
+    assert entrypoint.preflight(argv, {**env, "PULSE_SKIP_PREFLIGHT": "1"}, _profile(),
+                                cuda_available=lambda: False) == {}
+
+
+def test_entrypoint_local_model_dir_needs_no_hub(entrypoint, tmp_path):
+    profile = _profile(source=str(tmp_path), mllmu=str(tmp_path))
+    profile.data.mmbench = str(tmp_path)
+    assert entrypoint.hub_needs(profile) == []

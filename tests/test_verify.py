@@ -1,0 +1,426 @@
+"""The checker itself: golden files load or fail clearly; Table B passes itself; each claim can fail alone."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from repro.errors import ReproError
+from repro.report import golden as golden_mod
+from repro.report.golden import (
+    GOLDEN_DIR,
+    check_claim,
+    check_claims,
+    check_number,
+    check_numbers,
+    failure_message,
+    find_golden,
+    load_golden,
+)
+from repro.report.verify import verify_run
+
+PAPER_FILE = GOLDEN_DIR / "paper.toml"
+PAPER = load_golden(PAPER_FILE)
+PROFILE = "llava-1.5-13b"
+METHODS = ("ga", "ga_klr", "npo")
+PEOPLE = {("finetuned", "unlearn"): 50, ("finetuned", "retain"): 50, ("pretrained", "unlearn"): 20,
+          ("pretrained", "retain"): 25, ("sustainability", "unlearn"): 50, ("sustainability", "retain"): 50,
+          ("modality", "unlearn"): 50, ("modality", "retain"): 50}
+
+# Table B as printed in the paper (appendix A), transcribed independently of golden/paper.toml:
+# (target, step) -> D_unlearn Multi, Text, D_retain Multi, Text, MMBench
+TABLE_B = {("proj+llm", 0): (78.0, 76.8, 70.0, 76.8, 75.1), ("llm", 0): (78.0, 76.8, 70.0, 76.8, 75.1),
+           ("proj+llm", 1): (9.6, 35.2, 14.8, 29.2, 71.1), ("llm", 1): (24.8, 33.2, 29.2, 34.4, 48.8)}
+TABLE_B_NAMES = {"before": ("proj+llm", 0), "ga_proj_llm": ("proj+llm", 1), "ga_llm": ("llm", 1)}
+COLUMNS = (("unlearn", "multimodal"), ("unlearn", "text"), ("retain", "multimodal"), ("retain", "text"),
+           ("mmbench", "all"))
+
+
+def rec(experiment, method, target, step, split, modality, accuracy, profile=PROFILE) -> dict:
+    if split == "mmbench":
+        n = 1000
+    else:
+        people = 10 if split.startswith("shard_") else PEOPLE[(experiment, split)]
+        n = people * (10 if modality == "all" else 5)
+    return {"experiment": experiment, "method": method, "target": target, "step": step, "split": split,
+            "modality": modality, "accuracy": accuracy, "n": n, "profile": profile, "seed": 0, "model": "m"}
+
+
+def people_split(experiment, method, target, step, split, accuracy) -> list[dict]:
+    return [rec(experiment, method, target, step, split, m, accuracy) for m in ("all", "multimodal", "text")]
+
+
+def table_b_records() -> list[dict]:
+    """The modality experiment's records, made from the paper's Table B."""
+    out = []
+    for (target, step), values in TABLE_B.items():
+        for (split, modality), value in zip(COLUMNS, values):
+            out.append(rec("modality", "ga", target, step, split, modality, value))
+        for split, (multi, text) in (("unlearn", values[:2]), ("retain", values[2:4])):
+            out.append(rec("modality", "ga", target, step, split, "all", round((multi + text) / 2, 4)))
+    return out
+
+
+def paper_records() -> list[dict]:
+    """A whole paper-profile run consistent with the paper: Table B as printed, and curves for Figures 3
+    and 4 that follow the text of section 4.3 (the figures print no values)."""
+    out = table_b_records()
+    one_step = {"finetuned": {0: (77.4, 73.4, 75.1), 1: (30.0, 40.0, 70.0)},
+                "pretrained": {0: (80.0, 78.0, 75.1), 1: (50.0, 40.0, 5.0)}}
+    curves = {"unlearn": (77.4, 68.0, 60.0, 50.0, 42.0, 33.0), "retain": (73.4, 60.0, 50.0, 40.0, 30.0, 25.0),
+              "mmbench": (75.1, 65.0, 55.0, 45.0, 30.0, 20.0)}
+    for method in METHODS:
+        for experiment, steps in one_step.items():
+            for step, (unlearn, retain, mmbench) in steps.items():
+                out += people_split(experiment, method, "proj+llm", step, "unlearn", unlearn)
+                out += people_split(experiment, method, "proj+llm", step, "retain", retain)
+                out.append(rec(experiment, method, "proj+llm", step, "mmbench", "all", mmbench))
+        for step in range(6):
+            for split in ("unlearn", "retain"):
+                out += people_split("sustainability", method, "proj+llm", step, split, curves[split][step])
+            for k in range(1, 6):
+                out += people_split("sustainability", method, "proj+llm", step, f"shard_{k}", curves["unlearn"][step])
+            out.append(rec("sustainability", method, "proj+llm", step, "mmbench", "all", curves["mmbench"][step]))
+    return out
+
+
+def set_accuracy(records: list[dict], accuracy: float, **match) -> list[dict]:
+    """A copy with the accuracy of exactly the records matching `match` (every modality unless given) set."""
+    out = copy.deepcopy(records)
+    hits = [r for r in out if all(r[k] == v for k, v in match.items())]
+    assert hits, f"no record matches {match}"
+    for r in hits:
+        r["accuracy"] = accuracy
+    return out
+
+
+def failing(verdicts) -> set[str]:
+    return {v.name for v in verdicts if not v.passed}
+
+
+def write_run(tmp_path: Path, records: list[dict]) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run
+
+
+# ---- golden/paper.toml itself ----------------------------------------------------------------------
+
+
+def test_paper_golden_holds_table_b_as_printed():
+    numbers = {n.name: n for n in PAPER.numbers}
+    for row, (target, step) in TABLE_B_NAMES.items():
+        for (split, modality), value in zip(COLUMNS, TABLE_B[(target, step)]):
+            name = f"table_b_{row}_{split}" + ("" if split == "mmbench" else f"_{modality}")
+            spec = numbers[name]
+            assert spec.value == value and spec.tolerance == 5.0, name
+            assert spec.select == {"experiment": "modality", "method": "ga", "target": target, "step": step,
+                                   "split": split, "modality": modality}, name
+    assert PAPER.profile == PROFILE
+    assert len({e.name for e in PAPER.entries()}) == len(PAPER.entries())
+    assert all(e.source for e in PAPER.entries())
+
+
+def test_a_run_made_of_the_papers_numbers_passes_everything():
+    records = paper_records()
+    assert failing(check_numbers(records, PAPER)) == set()
+    assert failing(check_claims(records, PAPER)) == set()
+
+
+def test_table_b_alone_passes_every_table_b_check():
+    records = table_b_records()
+    table_b = [v for v in check_numbers(records, PAPER) + check_claims(records, PAPER)
+               if v.name.startswith("table_b_")]
+    assert len(table_b) == 15 + 3
+    assert all(v.passed for v in table_b), [v for v in table_b if not v.passed]
+
+
+@pytest.mark.parametrize("spec", [n for n in PAPER.numbers if n.name.startswith("table_b_")],
+                         ids=lambda n: n.name)
+@pytest.mark.parametrize("direction", [1, -1], ids=["up", "down"])
+def test_a_perturbed_table_b_number_fails_alone(spec, direction):
+    value = round(spec.value + direction * (spec.tolerance + 0.4), 4)
+    records = set_accuracy(table_b_records(), value, **spec.select)
+    numbers = [v for v in check_numbers(records, PAPER) if v.name.startswith("table_b_")]
+    assert failing(numbers) == {spec.name}
+    verdict = next(v for v in numbers if v.name == spec.name)
+    assert failure_message(verdict, spec) == (
+        f"{spec.name} out of range: {value:.1f} not in [{spec.low:.1f}, {spec.high:.1f}]")
+
+
+def test_a_number_at_the_edge_of_its_tolerance_passes():
+    spec = next(n for n in PAPER.numbers if n.name == "table_b_ga_proj_llm_mmbench")
+    for value in (66.1, 76.1):
+        assert check_number(set_accuracy(table_b_records(), value, **spec.select), spec).passed
+
+
+# Each claim's violation: (a change to the paper-consistent run, claims it logically implies to fail too).
+VIOLATIONS = {
+    "finetuned_unlearn_drops":
+        ({"experiment": "finetuned", "method": "npo", "step": 1, "split": "unlearn"}, 72.0, set()),
+    "pretrained_unlearn_drops":
+        ({"experiment": "pretrained", "method": "ga_klr", "step": 1, "split": "unlearn"}, 75.0, set()),
+    "finetuned_mmbench_retained":
+        ({"experiment": "finetuned", "method": "ga", "step": 1, "split": "mmbench"}, 60.0, set()),
+    "pretrained_mmbench_lost":
+        ({"experiment": "pretrained", "method": "ga", "step": 1, "split": "mmbench"}, 25.0, set()),
+    # with fine-tuned >= 0.85 and pre-trained <= 0.15 the gap is > 0.5, so breaking it breaks one of those
+    "pretrained_keeps_less_mmbench_than_finetuned":
+        ({"experiment": "pretrained", "method": "npo", "step": 1, "split": "mmbench"}, 40.0, {"pretrained_mmbench_lost"}),
+    "finetuned_retain_falls":
+        ({"experiment": "finetuned", "method": "ga_klr", "step": 1, "split": "retain"}, 72.0, set()),
+    "pretrained_retain_falls":
+        ({"experiment": "pretrained", "method": "npo", "step": 1, "split": "retain"}, 76.0, set()),
+    "sustainability_unlearn_decreases_steadily":
+        ({"experiment": "sustainability", "method": "ga", "step": 3, "split": "unlearn"}, 66.0, set()),
+    "sustainability_retain_nearly_lost":
+        ({"experiment": "sustainability", "method": "npo", "step": 5, "split": "retain"}, 50.0, set()),
+    "sustainability_mmbench_nearly_lost":
+        ({"experiment": "sustainability", "method": "ga", "step": 5, "split": "mmbench"}, 60.0, set()),
+    "table_b_text_resists_forgetting":
+        ({"experiment": "modality", "target": "llm", "step": 1, "split": "unlearn", "modality": "text"}, 10.0, set()),
+    "table_b_llm_only_costs_more_mmbench":
+        ({"experiment": "modality", "target": "llm", "step": 1, "split": "mmbench"}, 70.0, set()),
+    "table_b_proj_llm_mmbench_slight_drop":
+        ({"experiment": "modality", "target": "proj+llm", "step": 1, "split": "mmbench"}, 60.0, set()),
+}
+
+
+def _sustainability_unlearn_plateau(records: list[dict]) -> list[dict]:
+    """npo's D_unlearn curve falls steadily but only 7.4 points in all."""
+    for step, value in enumerate((77.4, 76.0, 75.0, 74.0, 72.0, 70.0)):
+        records = set_accuracy(records, value, experiment="sustainability", method="npo", step=step,
+                               split="unlearn")
+    return records
+
+
+def test_every_paper_claim_has_a_violation_test():
+    assert {c.name for c in PAPER.claims} == set(VIOLATIONS) | {"sustainability_unlearn_drops"}
+
+
+@pytest.mark.parametrize("name", sorted(VIOLATIONS) + ["sustainability_unlearn_drops"])
+def test_a_run_violating_one_claim_fails_exactly_that_claim(name):
+    if name == "sustainability_unlearn_drops":
+        records, implied = _sustainability_unlearn_plateau(paper_records()), set()
+    else:
+        match, value, implied = VIOLATIONS[name]
+        records = set_accuracy(paper_records(), value, **match)
+    verdicts = check_claims(records, PAPER)
+    assert failing(verdicts) == {name} | implied
+    verdict = next(v for v in verdicts if v.name == name)
+    assert "(fails)" in verdict.measured
+
+
+# ---- the generic kinds, on small golden files --------------------------------------------------------
+
+HEADER = '[golden]\nprofile = "tiny"\n'
+SEL = 'experiment = "finetuned", target = "proj+llm", split = "mmbench", modality = "all"'
+
+
+def golden_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "g.toml"
+    path.write_text(text)
+    return path
+
+
+def test_min_max_numbers_and_every_method_found(tmp_path):
+    g = load_golden(golden_file(tmp_path, HEADER + f'''
+[[number]]
+name = "mm"
+source = "recorded"
+experiment = "finetuned"
+method = "ga"
+target = "proj+llm"
+step = 1
+split = "mmbench"
+modality = "all"
+min = 60.0
+max = 70.0
+
+[[claim]]
+name = "kept"
+kind = "ratio_at_least"
+source = "s"
+before = {{ {SEL}, step = 0 }}
+after = {{ {SEL}, step = 1 }}
+threshold = 0.9
+'''))
+    records = [rec("finetuned", m, "proj+llm", s, "mmbench", "all", a, profile="tiny")
+               for m in ("ga", "mine") for s, a in ((0, 70.0), (1, 65.0 if m == "ga" else 50.0))]
+    assert [v.passed for v in check_numbers(records, g)] == [True]
+    (claim,) = check_claims(records, g)
+    assert not claim.passed  # the new method "mine" is checked too, since no values are listed
+    assert "mine 0.714 (fails)" in claim.measured and "ga 0.929" in claim.measured
+    assert check_claims([r for r in records if r["method"] == "ga"], g)[0].passed
+
+
+def test_missing_records_fail_and_say_missing():
+    spec = next(n for n in PAPER.numbers if n.name == "table_b_ga_llm_mmbench")
+    records = [r for r in table_b_records() if not (r["target"] == "llm" and r["split"] == "mmbench")]
+    verdict = check_number(records, spec)
+    assert not verdict.passed and verdict.measured == "missing"
+    assert "record missing" in failure_message(verdict, spec)
+    claims = {v.name: v for v in check_claims(records, PAPER)}
+    assert not claims["table_b_llm_only_costs_more_mmbench"].passed
+    assert "missing" in claims["table_b_llm_only_costs_more_mmbench"].measured
+    assert not claims["finetuned_unlearn_drops"].passed  # no finetuned records at all
+    assert check_claims([], PAPER) and not any(v.passed for v in check_claims([], PAPER))
+
+
+def test_nan_and_zero_before_fail():
+    spec = next(n for n in PAPER.numbers if n.name == "table_b_before_mmbench")
+    records = set_accuracy(table_b_records(), math.nan, experiment="modality", step=0, split="mmbench")
+    assert check_number(records, spec).measured == "nan" and not check_number(records, spec).passed
+    claim = next(c for c in PAPER.claims if c.name == "table_b_proj_llm_mmbench_slight_drop")
+    records = set_accuracy(table_b_records(), 0.0, experiment="modality", step=0, split="mmbench")
+    verdict = check_claim(records, claim)
+    assert not verdict.passed and "undefined" in verdict.measured
+
+
+@given(st.floats(min_value=0, max_value=100, allow_nan=False))
+def test_a_number_passes_exactly_inside_its_range(x):
+    spec = next(n for n in PAPER.numbers if n.name == "table_b_ga_proj_llm_mmbench")
+    records = set_accuracy(table_b_records(), x, **spec.select)
+    assert check_number(records, spec).passed == (spec.low - 1e-9 <= x <= spec.high + 1e-9)
+
+
+# ---- malformed golden files --------------------------------------------------------------------------
+
+NUMBER = '''[[number]]
+name = "n1"
+source = "s"
+experiment = "finetuned"
+method = "ga"
+target = "proj+llm"
+step = 1
+split = "mmbench"
+modality = "all"
+'''
+CLAIM = f'''[[claim]]
+name = "c1"
+source = "s"
+kind = "ratio_at_least"
+before = {{ {SEL}, step = 0 }}
+after = {{ {SEL}, step = 1 }}
+'''
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[number]\n", "not valid TOML"),
+    ("[[numbers]]\nname = 'x'\n", "unknown key 'numbers'"),
+    (NUMBER.replace('name = "n1"\n', ""), "missing key 'name'"),
+    (NUMBER.replace('source = "s"\n', ""), "'n1': missing key 'source'"),
+    (NUMBER.replace('split = "mmbench"\n', ""), "'n1': missing key 'split'"),
+    (NUMBER, "missing key 'value' (with 'tolerance') or 'min' and 'max'"),
+    (NUMBER + "value = 1.0\n", "missing key 'tolerance'"),
+    (NUMBER + "value = 1.0\ntolerance = 1.0\nmin = 0.0\n", "not both"),
+    (NUMBER + "min = 5.0\nmax = 1.0\n", "'min' (5.0) is greater than 'max' (1.0)"),
+    (NUMBER + "value = 1.0\ntolerence = 1.0\n", "unknown key 'tolerence'"),
+    (NUMBER + "value = '1.0'\ntolerance = 1.0\n", "key 'value' must be a number"),
+    (NUMBER + "value = 1.0\ntolerance = -1.0\n", "key 'tolerance' must be >= 0"),
+    (NUMBER.replace("step = 1", 'step = "1"') + "min = 0\nmax = 1\n", "key 'step' must be an integer"),
+    (NUMBER + "min = 0\nmax = 1\nfield = 'loss'\n", "key 'field' must be one of"),
+    (NUMBER + "min = 0\nmax = 1\n" + NUMBER + "min = 0\nmax = 1\n", "'n1': key 'name' is used twice"),
+    (CLAIM, "'c1': missing key 'threshold'"),
+    (CLAIM.replace("ratio_at_least", "bigger") + "threshold = 1\n", "key 'kind' must be one of"),
+    (CLAIM + "threshold = 'high'\n", "key 'threshold' must be a number"),
+    (CLAIM + "threshold = 1\nmargin = 1\n", "unknown key 'margin'"),
+    (CLAIM.replace("after = ", "later = ") + "threshold = 1\n", "unknown key 'later'"),
+    (CLAIM.replace(f"after = {{ {SEL}, step = 1 }}\n", "") + "threshold = 1\n", "'c1': missing key 'after'"),
+    (CLAIM.replace(', step = 1 }', ' }') + "threshold = 1\n", "key 'after': missing field 'step'"),
+    (CLAIM.replace(', step = 1 }', ', step = 1, method = "ga" }') + "threshold = 1\n",
+     "key 'after': field 'method' is filled by 'over'"),
+    (CLAIM.replace(', step = 1 }', ', step = 1, seed = 0 }') + "threshold = 1\n",
+     "key 'after': field 'seed' is not a record field"),
+    (CLAIM + "threshold = 1\nover = 'seed'\n", "key 'over' must be one of"),
+    (CLAIM + "threshold = 1\nvalues = []\n", "key 'values' must be a non-empty list"),
+    (('[[claim]]\nname = "c2"\nsource = "s"\nkind = "non_increasing"\nsteps = [0]\n'
+      f'series = {{ {SEL} }}\n'), "key 'steps' must list at least two integers"),
+    ('[[claim]]\nname = "c3"\nsource = "s"\nkind = "ratio_less"\nmeasure = "kept"\n'
+     + "".join(f"{k} = {{ {SEL}, step = 0 }}\n" for k in ("a_before", "a_after", "b_before", "b_after")),
+     "key 'measure' must be 'retained' or 'forgotten'"),
+])
+def test_malformed_golden_files_name_the_key(tmp_path, text, message):
+    with pytest.raises(ReproError) as err:
+        load_golden(golden_file(tmp_path, HEADER + text))
+    assert message in str(err.value)
+    assert str(tmp_path / "g.toml") in str(err.value)
+
+
+def test_a_missing_golden_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ReproError, match="golden file not found"):
+        load_golden(tmp_path / "nope.toml")
+
+
+# ---- verify_run ----------------------------------------------------------------------------------
+
+
+def test_verify_run_passes_the_papers_numbers(tmp_path, capsys):
+    run = write_run(tmp_path, paper_records())
+    assert verify_run(run, PAPER_FILE) == 0
+    out = capsys.readouterr().out
+    total = len(PAPER.entries())
+    assert out.rstrip().splitlines()[-1] == f"{total} passed, 0 failed"
+    assert "table_b_ga_proj_llm_mmbench" in out and "FAIL" not in out
+    verdict = (run / "report" / "verdict.md").read_text()
+    assert "| table_b_ga_proj_llm_mmbench" in verdict and verdict.rstrip().endswith(f"{total} passed, 0 failed")
+
+
+def test_verify_run_fails_a_perturbed_copy(tmp_path, capsys):
+    records = set_accuracy(paper_records(), 52.0, experiment="modality", target="proj+llm", step=1,
+                           split="mmbench")
+    run = write_run(tmp_path, records)
+    assert verify_run(run, PAPER_FILE) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| table_b_ga_proj_llm_mmbench "))
+    assert "52.0" in row and "FAIL" in row and "[66.1, 76.1]" in row
+    # 52.0 also breaks "Proj+LLM keeps >= 90% of MMBench"; 52.0 vs 48.8 breaks "LLM-only costs 10 points more"
+    assert out.rstrip().splitlines()[-1] == f"{len(PAPER.entries()) - 3} passed, 3 failed"
+
+
+def test_verify_run_picks_the_golden_file_of_the_runs_profile(tmp_path, capsys):
+    assert find_golden(PROFILE) == PAPER_FILE  # paper.toml declares profile = "llava-1.5-13b"
+    assert verify_run(write_run(tmp_path, paper_records()), None) == 0
+    capsys.readouterr()
+
+
+def test_verify_run_prefers_profile_named_file_and_errors_without_one(tmp_path, monkeypatch):
+    gdir = tmp_path / "golden"
+    gdir.mkdir()
+    (gdir / "tiny.toml").write_text(HEADER + NUMBER + "min = 0\nmax = 100\n")
+    monkeypatch.setattr(golden_mod, "GOLDEN_DIR", gdir)
+    assert find_golden("tiny") == gdir / "tiny.toml"
+    records = [rec("finetuned", "ga", "proj+llm", 1, "mmbench", "all", 50.0, profile="tiny")]
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "results.jsonl").write_text(json.dumps(records[0]) + "\n")
+    assert verify_run(run, None) == 0
+    with pytest.raises(ReproError, match="no golden file for profile 'llava-1.5-7b'.*--golden FILE"):
+        find_golden("llava-1.5-7b")
+    monkeypatch.setattr(golden_mod, "GOLDEN_DIR", tmp_path / "absent")
+    with pytest.raises(ReproError, match="no golden directory"):
+        verify_run(run, None)
+
+
+def test_verify_run_refuses_empty_or_mixed_results(tmp_path):
+    run = tmp_path / "empty"
+    run.mkdir()
+    with pytest.raises(ReproError, match="no results to verify"):
+        verify_run(run, PAPER_FILE)
+    mixed = table_b_records()
+    mixed[0] = {**mixed[0], "profile": "tiny"}
+    with pytest.raises(ReproError, match="several profiles"):
+        verify_run(write_run(tmp_path, mixed), PAPER_FILE)
+
+
+def test_verify_run_notes_a_golden_file_for_another_profile(tmp_path, capsys):
+    records = [{**r, "profile": "tiny"} for r in paper_records()]
+    assert verify_run(write_run(tmp_path, records), PAPER_FILE) == 0  # checked anyway; here it all holds
+    assert "is for profile 'llava-1.5-13b', this run is 'tiny'" in capsys.readouterr().out
