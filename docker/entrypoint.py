@@ -115,11 +115,11 @@ def _hub_reachable(env: dict[str, str], timeout: float = 5.0) -> bool:
     return True
 
 
-def hub_needs(profile) -> list[tuple[str, str]]:
+def hub_needs(profile, model: bool = True) -> list[tuple[str, str]]:
     """(kind, repo_id) for every hub repository the profile reads: its model and its `hf:` data."""
     needs = []
     source = profile.model.source
-    if source != "tiny" and not Path(source).exists():
+    if model and source != "tiny" and not Path(source).exists():
         needs.append(("model", source))
     for spec in (profile.data.mllmu, profile.data.mmbench, profile.data.mmbench_train):
         if spec.startswith("hf:"):
@@ -153,7 +153,7 @@ def preflight(argv: list[str], env: dict[str, str], profile, cuda_available=_cud
             f"run with `docker run --gpus all ...` (NVIDIA driver + NVIDIA Container Toolkit on the host), "
             f"or use `--profile tiny` for the CPU miniature")
     if command in HUB_COMMANDS:
-        needs = hub_needs(profile)
+        needs = hub_needs(profile, model=command != "splits")  # splits reads data, not the model
         cache = hub_cache(env)
         missing = [f"{kind} {repo}" for kind, repo in needs if not is_cached(cache, kind, repo)]
         offline = env.get("HF_HUB_OFFLINE", "").lower() in TRUE
@@ -161,7 +161,7 @@ def preflight(argv: list[str], env: dict[str, str], profile, cuda_available=_cud
             if missing:
                 raise Preflight(
                     f"profile {name} needs {', '.join(missing)} from the Hugging Face hub, which is "
-                    f"unreachable, and {cache} does not hold it: mount a populated HF cache with "
+                    f"unreachable, and they are not in {cache}: mount a populated HF cache with "
                     f"`-v hf:/data/hf` (or point --set model.source= / data.*= at mounted local copies)")
             changes["HF_HUB_OFFLINE"] = "1"  # all cached: do not wait on an unreachable hub
         elif offline and missing:

@@ -64,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write tables and figures for a run directory")
     p.add_argument("run_dir", type=Path)
 
+    p = sub.add_parser("golden", help="record a profile's golden ranges from several seeded runs")
+    gsub = p.add_subparsers(dest="golden_command", required=True, metavar="ACTION")
+    g = gsub.add_parser("record", help="run the profile once per seed and write min/max ranges with a margin")
+    _profile_args(g)
+    g.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds to run, e.g. --seeds 0 1 2")
+    g.add_argument("--margin", type=float, default=5.0, help="points added on each side of [min, max]")
+    g.add_argument("--max-spread", type=float, default=30.0,
+                   help="record kinds whose spread across seeds exceeds this many points are not pinned")
+    g.add_argument("--out", type=Path, default=None, help="golden file to write (default: golden/<profile>.toml)")
+    g.add_argument("--runs", type=Path, default=Path("runs/golden"), help="where the seeded runs go")
+
     p = sub.add_parser("verify", help="check a run against its golden file; exit 1 on any FAIL")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--golden", type=Path, default=None,
@@ -99,6 +110,16 @@ def _dispatch(args) -> int:
         write_world(args.out, args.profile_obj.world, seed)
         print(f"wrote the miniature world to {args.out}")
         return 0
+    if args.command == "golden":
+        from repro.report.golden import GOLDEN_DIR
+        from repro.report.record import record_golden
+
+        out = args.out or GOLDEN_DIR / f"{args.profile_obj.name}.toml"
+        command = " ".join(["pulse-repro golden record --profile", args.profile]
+                           + [f"--set {o}" for o in args.overrides]
+                           + ["--seeds", *map(str, args.seeds), "--margin", str(args.margin),
+                              "--max-spread", str(args.max_spread)])
+        return record_golden(args.profile_obj, args.seeds, out, args.runs, args.margin, args.max_spread, command)
     if args.command == "splits":
         from repro.experiments.session import write_split_manifest
 

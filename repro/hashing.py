@@ -11,3 +11,9 @@ def key_of(*parts: Any) -> str:
     """A short, stable hash of JSON-able parts (dataclasses converted by the caller)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def seed_from_key(key: str) -> int:
+    """A torch seed derived from a unit's key: a unit's random draws (LoRA init, dropout) do not depend
+    on which other units ran before it in this process, so a resumed run matches an uninterrupted one."""
+    return int(key[:8], 16)

@@ -18,3 +18,12 @@ def results_dir(request: pytest.FixtureRequest) -> Path | None:
     """The run directory given with --results, or None."""
     value = request.config.getoption("--results")
     return None if value is None else Path(value)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never read or write the user's .pulse-cache (worlds and pre-trained models)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PULSE_CACHE", str(tmp_path_factory.mktemp("pulse-cache")))
+    yield
+    mp.undo()

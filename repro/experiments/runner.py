@@ -164,6 +164,16 @@ def run_experiment(profile: Profile, run_dir: Path, experiment: str, methods=Non
 
 
 def run_all(profile: Profile, run_dir: Path) -> int:
+    """Every experiment, the report, then the verdict against the profile's golden file."""
+    stages = run_protocol(profile, run_dir)
+    status = _verify(run_dir)
+    print(f"\nresults: {run_dir / 'results.jsonl'}\nmanifest: {run_dir / 'manifest.json'}\n"
+          f"tables and figures: {run_dir / 'report'}\nwall time: {stages['total']:.0f} s")
+    return status
+
+
+def run_protocol(profile: Profile, run_dir: Path) -> dict[str, float]:
+    """Every experiment, then the report; returns the wall time of each stage."""
     from repro.report.tables import write_report
 
     runner = Runner(profile, run_dir)
@@ -176,10 +186,7 @@ def run_all(profile: Profile, run_dir: Path) -> int:
     stages["total"] = round(time.perf_counter() - t0, 1)
     atomic_write_text(run_dir / "stages.json", json.dumps(stages, indent=2))
     write_report(run_dir)
-    status = _verify(run_dir)
-    print(f"\nresults: {run_dir / 'results.jsonl'}\nmanifest: {run_dir / 'manifest.json'}\n"
-          f"tables and figures: {run_dir / 'report'}\nwall time: {stages['total']:.0f} s")
-    return status
+    return stages
 
 
 def _verify(run_dir: Path) -> int:

@@ -21,10 +21,9 @@ from repro.data.records import Person
 from repro.data.source import resolve_source
 from repro.data.splits import build_fictional_splits, build_manifest, data_hash, load_scores, write_manifest
 from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
-from repro.errors import ReproError
 from repro.eval.items import Item, mmbench_items, person_items
 from repro.eval.scoring import predict
-from repro.hashing import key_of
+from repro.hashing import key_of, seed_from_key
 from repro.model.factory import build_tiny_model, check_image_tokens, load_model, save_model
 from repro.model.lora import attach_lora, merge
 from repro.model.prompts import encode_training_batch
@@ -32,7 +31,11 @@ from repro.model.tokenizer import build_word_tokenizer
 from repro.train.examples import letter_examples, mmbench_examples, person_examples
 from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
 
-CACHE = Path(os.environ.get("PULSE_CACHE", ".pulse-cache"))
+
+
+def cache_dir() -> Path:
+    """Where work shared across runs lives (the miniature world, the pre-trained tiny base model)."""
+    return Path(os.environ.get("PULSE_CACHE", ".pulse-cache"))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -47,7 +50,7 @@ class Session:
         self.profile = profile
         self.run_dir = run_dir
         self.units = run_dir / "units"
-        self.data_dir = data_dir or CACHE / f"world-{key_of(asdict(profile.world), profile.seed)}"
+        self.data_dir = data_dir or cache_dir() / f"world-{key_of(asdict(profile.world), profile.seed)}"
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._states: dict[str, dict[str, torch.Tensor]] = {}  # model key -> CPU weights
         self._live_key: str | None = None
@@ -116,10 +119,11 @@ class Session:
         if p.model.source != "tiny":
             model, processor = load_model(p.model.source, p.model.dtype, self.device)
         else:
-            cached = CACHE / "models" / f"base-{self.base_key}"
+            cached = cache_dir() / "models" / f"base-{self.base_key}"
             if cached.exists():
                 model, processor = load_model(str(cached), p.model.dtype, self.device)
             else:
+                torch.manual_seed(seed_from_key(self.base_key))
                 model, processor = build_tiny_model(p.model, build_word_tokenizer(self._all_texts()), p.seed)
                 model.to(self.device)
                 check_image_tokens(model, processor)
@@ -195,6 +199,7 @@ class Session:
             self.remember(key, model)
             return key
         cfg = self.profile.finetune
+        torch.manual_seed(seed_from_key(key))
         examples = person_examples(self.people(self.fictional_splits["pool"]))
         peft_model = attach_lora(model, cfg, cfg.target)
         steps = cfg.epochs * batches_per_epoch(examples, cfg.batch_size) // cfg.grad_accum

@@ -6,8 +6,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict
 
+import torch
+
 from repro.data.records import Person
-from repro.hashing import key_of
+from repro.hashing import key_of, seed_from_key
 from repro.model.lora import attach_lora, merge
 from repro.train.examples import person_examples
 from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
@@ -31,6 +33,7 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
     cfg = session.profile.unlearn
     spec = get_method(method)
     model = session.model(start_key)
+    torch.manual_seed(seed_from_key(key))
     # LoRA shape (r, alpha, dropout, regex) as in fine-tuning: MLLMU-Bench uses one LoRA setting for both.
     peft_model = attach_lora(model, session.profile.finetune, target)
     forget_ex, retain_ex = person_examples(forget), person_examples(retain)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup, get_constant_schedule
+from transformers import get_constant_schedule, get_cosine_schedule_with_warmup
 
 from repro.errors import ReproError
 
@@ -57,7 +57,7 @@ def optimise(params: list[torch.nn.Parameter], batches: Iterator, total_steps: i
     """Minimise `step_loss(batch)`; returns the loss of every optimiser step."""
     if not params:
         raise ReproError(f"{desc}: no trainable parameters")
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, foreach=True)  # one kernel per op, not per tensor
     sched = (get_cosine_schedule_with_warmup(opt, warmup, total_steps) if schedule == "cosine"
              else get_constant_schedule(opt))
     losses: list[float] = []

@@ -1,0 +1,96 @@
+"""The whole protocol on a micro profile: every experiment, method, step, split and modality is
+recorded; a rerun resumes instead of redoing; the report is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from repro.cli import main
+from repro.config import load_profile
+from repro.experiments.results import read_results
+from repro.experiments.runner import run_protocol
+
+MICRO = [
+    "world.fictional=24", "world.celebrities=12", "world.mmbench_dev=12", "world.mmbench_train=12",
+    "splits.fictional_pool=10", "splits.unlearn=5", "splits.shards=5",
+    "splits.celebrity_keep=5", "splits.celebrity_unlearn=2", "splits.celebrity_retain=3", "splits.min_accuracy=0",
+    "model.text_hidden=32", "model.text_intermediate=64", "model.text_layers=1", "model.vision_hidden=16",
+    "model.vision_layers=1", "pretrain.steps=2", "pretrain.batch_size=8", "finetune.epochs=1",
+    "eval.scoring=option-loglik",
+]
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("micro") / "run"
+    profile = load_profile("tiny", MICRO)
+    run_protocol(profile, run_dir)
+    return profile, run_dir
+
+
+def test_every_cell_the_paper_reports_is_recorded(micro_run):
+    _, run_dir = micro_run
+    records = read_results(run_dir / "results.jsonl")
+    have = {(r["experiment"], r["method"], r["target"], r["step"], r["split"], r["modality"]) for r in records}
+    for experiment in ("finetuned", "pretrained"):
+        for method in ("ga", "ga_klr", "npo"):
+            for step in (0, 1):
+                for split in ("unlearn", "retain"):
+                    for modality in ("all", "multimodal", "text"):
+                        assert (experiment, method, "proj+llm", step, split, modality) in have
+                assert (experiment, method, "proj+llm", step, "mmbench", "all") in have
+    for method in ("ga", "ga_klr", "npo"):
+        for step in range(6):
+            for split in ("unlearn", "retain", "shard_1", "shard_2", "shard_3", "shard_4", "shard_5"):
+                assert ("sustainability", method, "proj+llm", step, split, "all") in have
+            assert ("sustainability", method, "proj+llm", step, "mmbench", "all") in have
+    for target in ("proj+llm", "llm"):
+        for step in (0, 1):
+            assert ("modality", "ga", target, step, "unlearn", "text") in have
+    assert all(0.0 <= r["accuracy"] <= 100.0 for r in records)
+    assert len(have) == len(records), "a cell was recorded twice"
+
+
+def test_shard_sizes_and_counts_follow_the_profile(micro_run):
+    _, run_dir = micro_run
+    records = read_results(run_dir / "results.jsonl")
+    shard = [r for r in records if r["split"] == "shard_1" and r["modality"] == "all"]
+    assert {r["n"] for r in shard} == {10}  # one person, 10 questions
+    unlearn = [r for r in records if r["experiment"] == "finetuned" and r["split"] == "unlearn"
+               and r["modality"] == "all"]
+    assert {r["n"] for r in unlearn} == {50}
+
+
+def test_manifest_records_every_celebrity_score_and_disjoint_splits(micro_run):
+    _, run_dir = micro_run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(manifest["celebrities"]["scores"]) == 12
+    fictional = manifest["fictional"]
+    assert not set(fictional["unlearn"]) & set(fictional["retain"])
+    assert sorted(k for s in fictional["shards"] for k in s) == sorted(fictional["unlearn"])
+
+
+def test_report_writes_tables_and_figures(micro_run):
+    _, run_dir = micro_run
+    tables = (run_dir / "report" / "tables.md").read_text()
+    assert "Figure 3" in tables and "Figure 4" in tables and "Table B" in tables
+    assert (run_dir / "report" / "figure3.png").stat().st_size > 1000
+    assert (run_dir / "report" / "figure4.png").stat().st_size > 1000
+
+
+def test_rerun_resumes_without_duplicating_records(micro_run):
+    profile, run_dir = micro_run
+    before = (run_dir / "results.jsonl").read_text()
+    run_protocol(profile, run_dir)
+    assert (run_dir / "results.jsonl").read_text() == before
+
+
+def test_run_dir_of_another_profile_is_refused(micro_run, capsys):
+    _, run_dir = micro_run
+    args = ["run", "finetuned", "--out", str(run_dir)]
+    for override in MICRO + ["unlearn.lr=0.5"]:
+        args += ["--set", override]
+    assert main(args) == 2
+    assert "another profile" in capsys.readouterr().err
