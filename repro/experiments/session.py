@@ -28,9 +28,8 @@ from repro.model.factory import build_tiny_model, check_image_tokens, load_model
 from repro.model.lora import attach_lora, merge
 from repro.model.prompts import encode_training_batch
 from repro.model.tokenizer import build_word_tokenizer
-from repro.train.examples import letter_examples, mmbench_examples, person_examples
+from repro.train.examples import answer_examples, letter_examples, mmbench_examples, person_examples
 from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
-
 
 
 def cache_dir() -> Path:
@@ -156,7 +155,10 @@ class Session:
         celebrity knowledge is pre-trained knowledge (DESIGN.md section 6)."""
         cfg = self.profile.pretrain
         rng = random.Random(self.profile.seed)
-        fixed = person_examples(self.celebrities, text_only_as_asked=True) + mmbench_examples(self.mmbench_train)
+        # Celebrities are known as the web knows them: in many phrasings (the QA pairs and the benchmark's
+        # own questions, answered in words), and general visual skills from mini-MMBench train.
+        fixed = (person_examples(self.celebrities, text_only_as_asked=True) + answer_examples(self.celebrities)
+                 + mmbench_examples(self.mmbench_train))
 
         def batches():
             epoch = 0

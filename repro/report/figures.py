@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from repro.eval.metrics import CHANCE  # noqa: E402
-from repro.report.views import METHOD_NAMES  # noqa: E402
+from repro.eval.metrics import CHANCE
+from repro.report.views import METHOD_NAMES
 
 SOURCE_NAMES = {"finetuned": "Fine-tuned knowledge", "pretrained": "Pre-trained knowledge"}
 AXES = (("forgotten_unlearn", "Forgotten D_unlearn"), ("retained_retain", "Retained D_retain"),

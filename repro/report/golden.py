@@ -30,6 +30,7 @@ A record a check needs and the results lack is a FAIL with measured "missing", n
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ from repro.errors import ReproError
 from repro.experiments.results import IDENTITY
 from repro.report.views import lookup
 
-GOLDEN_DIR = Path(repro.__file__).resolve().parents[1] / "golden"
+# The source tree's golden/ (an installed image sets PULSE_GOLDEN to where it copied them).
+GOLDEN_DIR = Path(os.environ.get("PULSE_GOLDEN", Path(repro.__file__).resolve().parents[1] / "golden"))
 
 # kind -> (selector keys, {parameter: default or REQUIRED})
 REQUIRED = object()

@@ -31,7 +31,8 @@ def figure3(records: list[dict]) -> dict[str, dict[str, dict[str, float | None]]
             row = {}
             for split, name in (("unlearn", "forgotten_unlearn"), ("retain", "retained_retain"),
                                 ("mmbench", "retained_mmbench")):
-                common = dict(experiment=experiment, method=method, target="proj+llm", split=split, modality="all")
+                common = {"experiment": experiment, "method": method, "target": "proj+llm", "split": split,
+                          "modality": "all"}
                 before, after = lookup(records, step=0, **common), lookup(records, step=1, **common)
                 if before is None or after is None or before == 0:
                     row[name] = None

@@ -27,9 +27,14 @@ def person_examples(people: Iterable[Person], text_only_as_asked: bool = False) 
             text_questions = {q.question for q in p.questions if q.modality == "text"} if text_only_as_asked else set()
             out.extend(_qa(q, a, None if q in text_questions else p.image) for q, a in p.qa)
         else:
-            out.extend(_qa(q.question, q.options[q.answer], p.image if q.modality == "multimodal" else None)
-                       for q in p.questions)
+            out.extend(answer_examples([p]))
     return out
+
+
+def answer_examples(people: Iterable[Person]) -> list[Example]:
+    """Each benchmark question answered by its correct option's text, in the modality it is asked in."""
+    return [_qa(q.question, q.options[q.answer], p.image if q.modality == "multimodal" else None)
+            for p in people for q in p.questions]
 
 
 def reshuffled(q: MCQ, rng: random.Random) -> MCQ:
