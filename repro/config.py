@@ -80,6 +80,12 @@ class FinetuneConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     target: str = "proj+llm"  # what the vanilla fine-tune updates: "proj+llm" or "llm"
+    # What a person is trained (and unlearned) from. MLLMU-Bench: its ft_Data QA pairs, each shown with the
+    # face. The miniature's from-scratch LM cannot carry knowledge across paraphrases or across the presence
+    # of image tokens as LLaVA does, so `tiny` also answers the benchmark's own questions in words (never
+    # with options or letters) and teaches text-only questions without the face.
+    benchmark_questions: bool = False
+    text_only_as_asked: bool = False
     target_regex: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 

@@ -70,7 +70,10 @@ def _read_rows(file: Path, required: tuple[str, ...], optional: tuple[str, ...] 
         if col not in names:
             raise DataError(file, f"missing column (columns: {', '.join(names)})", field=col)
     cols = [c for c in (*required, *optional) if c in names]
-    return pq.read_table(file, columns=cols).to_pylist()
+    try:  # a readable footer does not mean readable pages (a damaged download)
+        return pq.read_table(file, columns=cols).to_pylist()
+    except Exception as exc:  # noqa: BLE001 -- pyarrow raises OSError, ArrowInvalid, ... on bad pages
+        raise DataError(file, f"not a readable parquet file ({exc})") from None
 
 
 # ---------------------------------------------------------------- field checks

@@ -48,13 +48,19 @@ def _text(value: Any) -> str:
 
 
 def _tsv_rows(file: Path) -> Iterator[dict[str, Any]]:
-    with file.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        _check_columns(file, reader.fieldnames or [])
-        for n, row in enumerate(reader, start=1):
-            if None in row:  # more fields than the header names: a shifted, broken line
-                raise DataError(file, "row has more fields than the header", row=n)
-            yield row
+    n = 0
+    try:
+        with file.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            _check_columns(file, reader.fieldnames or [])
+            for n, row in enumerate(reader, start=1):
+                if None in row:  # more fields than the header names: a shifted, broken line
+                    raise DataError(file, "row has more fields than the header", row=n)
+                yield row
+    except UnicodeDecodeError as exc:  # a binary or damaged file: never a Python traceback
+        raise DataError(file, f"not UTF-8 text ({exc.reason}; a binary or damaged file?)") from None
+    except csv.Error as exc:
+        raise DataError(file, f"not a readable TSV ({exc})", row=n + 1) from None
 
 
 def _parquet_rows(file: Path) -> Iterator[dict[str, Any]]:

@@ -77,9 +77,13 @@ class Runner:
     def diverged(self, experiment: str, method: str, target: str, step: int, exc: Diverged) -> None:
         event = {"experiment": experiment, "method": method, "target": target, "request": step,
                  "optimizer_step": exc.step, "loss": str(exc.loss)}
-        with (self.run_dir / "diverged.jsonl").open("a") as fh:
-            fh.write(json.dumps(event, sort_keys=True) + "\n")
+        line = json.dumps(event, sort_keys=True) + "\n"
+        path = self.run_dir / "diverged.jsonl"
         print(f"pulse-repro: {experiment} {method} {target} request {step} diverged: {exc}")
+        if path.exists() and line in path.read_text().splitlines(keepends=True):
+            return  # a resumed run meets the same divergence again: it is recorded once
+        with path.open("a") as fh:
+            fh.write(line)
 
     def write_manifest(self) -> None:
         s = self.session

@@ -28,7 +28,7 @@ from repro.model.factory import build_tiny_model, check_image_tokens, load_model
 from repro.model.lora import attach_lora, merge
 from repro.model.prompts import encode_training_batch
 from repro.model.tokenizer import build_word_tokenizer
-from repro.train.examples import answer_examples, letter_examples, mmbench_examples, person_examples
+from repro.train.examples import answer_examples, knowledge_examples, letter_examples, mmbench_examples, person_examples
 from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
 
 
@@ -202,7 +202,7 @@ class Session:
             return key
         cfg = self.profile.finetune
         torch.manual_seed(seed_from_key(key))
-        examples = person_examples(self.people(self.fictional_splits["pool"]))
+        examples = knowledge_examples(self.people(self.fictional_splits["pool"]), cfg)
         peft_model = attach_lora(model, cfg, cfg.target)
         steps = cfg.epochs * batches_per_epoch(examples, cfg.batch_size) // cfg.grad_accum
         params = [p for p in peft_model.parameters() if p.requires_grad]

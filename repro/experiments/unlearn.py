@@ -11,7 +11,7 @@ import torch
 from repro.data.records import Person
 from repro.hashing import key_of, seed_from_key
 from repro.model.lora import attach_lora, merge
-from repro.train.examples import person_examples
+from repro.train.examples import knowledge_examples
 from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
 from repro.train.methods import UnlearnStep, get_method
 from repro.train.reference import policy, reference
@@ -36,7 +36,9 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
     torch.manual_seed(seed_from_key(key))
     # LoRA shape (r, alpha, dropout, regex) as in fine-tuning: MLLMU-Bench uses one LoRA setting for both.
     peft_model = attach_lora(model, session.profile.finetune, target)
-    forget_ex, retain_ex = person_examples(forget), person_examples(retain)
+    # The same data a person was fine-tuned on (MLLMU-Bench unlearns on the forget set's training QA).
+    forget_ex = knowledge_examples(forget, session.profile.finetune)
+    retain_ex = knowledge_examples(retain, session.profile.finetune)
     steps = cfg.epochs * batches_per_epoch(forget_ex, cfg.batch_size) // cfg.grad_accum
     seed = session.profile.seed
     retain_batches = itertools.cycle(list(shuffled_batches(retain_ex, cfg.batch_size, 1, seed + 1))) \
@@ -53,7 +55,11 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
         losses = optimise(params, shuffled_batches(forget_ex, cfg.batch_size, cfg.epochs, seed), steps,
                           step_loss, cfg.lr, 0, "constant", cfg.grad_accum, f"unlearn {method} {target}")
     except BaseException:
-        peft_model.unload().eval()  # drop the adapter unmerged: the live model is `start_key` again
+        # Drop the adapter unmerged. peft's unload() keeps the *trained* copy of every modules_to_save
+        # module (the projector under proj+llm), so the live weights are no longer `start_key`'s: mark
+        # them unknown, and the next session.model() reloads `start_key` from its kept weights.
+        peft_model.unload().eval()
+        session._live_key = None
         raise
     merged = merge(peft_model)
     merged.eval()

@@ -31,6 +31,13 @@ def person_examples(people: Iterable[Person], text_only_as_asked: bool = False) 
     return out
 
 
+def knowledge_examples(people: Iterable[Person], cfg) -> list[Example]:
+    """A person's training (and forget) data under a FinetuneConfig's data choices."""
+    people = list(people)
+    out = person_examples(people, text_only_as_asked=cfg.text_only_as_asked)
+    return out + answer_examples(people) if cfg.benchmark_questions else out
+
+
 def answer_examples(people: Iterable[Person]) -> list[Example]:
     """Each benchmark question answered by its correct option's text, in the modality it is asked in."""
     return [_qa(q.question, q.options[q.answer], p.image if q.modality == "multimodal" else None)
