@@ -8,8 +8,9 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from PIL import Image
+from small_model import SMALL_MODEL
 
-from repro.config import FinetuneConfig, ModelConfig
+from repro.config import FinetuneConfig
 from repro.errors import ReproError
 from repro.model import (
     LANGUAGE_MODEL_REGEX,
@@ -25,19 +26,7 @@ from repro.model import (
     training_text,
 )
 
-CFG = ModelConfig(
-    source="tiny",
-    vision_hidden=32,
-    vision_layers=2,
-    vision_heads=4,
-    image_size=32,
-    patch_size=8,
-    text_hidden=64,
-    text_layers=2,
-    text_heads=4,
-    text_intermediate=128,
-    max_length=96,
-)
+CFG = SMALL_MODEL
 FT = FinetuneConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0)
 TEXTS = ["What is her job?", "She is a doctor.", "Where does Ada live?", "Paris"]
 LORA_LM = re.compile(

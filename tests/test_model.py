@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 from PIL import Image
+from small_model import SMALL_MODEL
 
-from repro.config import ModelConfig
 from repro.errors import ReproError
 from repro.model import (
     build_tiny_model,
@@ -29,19 +29,7 @@ TEXTS = [
     ),
     "USER:\nWhere does Ada Lovelace live?\nASSISTANT: She lives in Paris.</s>",
 ]
-CFG = ModelConfig(
-    source="tiny",
-    vision_hidden=32,
-    vision_layers=2,
-    vision_heads=4,
-    image_size=32,
-    patch_size=8,
-    text_hidden=64,
-    text_layers=2,
-    text_heads=4,
-    text_intermediate=128,
-    max_length=96,
-)
+CFG = SMALL_MODEL
 
 
 def face(seed: int = 0) -> Image.Image:

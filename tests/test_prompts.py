@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from small_model import SMALL_MODEL
 
-from repro.config import ModelConfig
 from repro.data.records import MCQ, MMBenchQuestion
 from repro.errors import ReproError
 from repro.model import (
@@ -20,19 +20,7 @@ from repro.model import (
 )
 
 OPTS = {"A": "doctor", "B": "baker", "C": "pilot", "D": "judge"}
-CFG = ModelConfig(
-    source="tiny",
-    vision_hidden=32,
-    vision_layers=2,
-    vision_heads=4,
-    image_size=32,
-    patch_size=8,
-    text_hidden=64,
-    text_layers=2,
-    text_heads=4,
-    text_intermediate=128,
-    max_length=96,
-)
+CFG = SMALL_MODEL
 
 
 @pytest.fixture(scope="module")

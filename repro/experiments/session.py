@@ -28,7 +28,13 @@ from repro.model.factory import build_tiny_model, check_image_tokens, load_model
 from repro.model.lora import attach_lora, merge
 from repro.model.prompts import encode_training_batch
 from repro.model.tokenizer import build_word_tokenizer
-from repro.train.examples import answer_examples, knowledge_examples, letter_examples, mmbench_examples, person_examples
+from repro.train.examples import (
+    answer_examples,
+    knowledge_examples,
+    letter_examples,
+    mmbench_examples,
+    person_examples,
+)
 from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
 
 
