@@ -9,8 +9,12 @@ from __future__ import annotations
 import pytest
 
 from repro.config import load_profile
+from repro.eval.items import person_items
+from repro.eval.scoring import score_letter
 from repro.experiments.results import read_results
 from repro.experiments.runner import run_protocol
+from repro.experiments.session import Session
+from repro.experiments.unlearn import unlearn_request
 from repro.report.golden import GOLDEN_DIR, check_claim, check_number, failure_message, load_golden
 
 TINY_FILE = GOLDEN_DIR / "tiny.toml"
@@ -20,12 +24,38 @@ CLAIMS = TINY.claims if TINY else []
 
 
 @pytest.fixture(scope="session")
-def tiny_records(tmp_path_factory):
-    """results.jsonl of `pulse-repro all` on the tiny profile with the first recorded seed."""
-    profile = load_profile("tiny", [f"seed={TINY.meta['seeds'][0]}"])
+def tiny_run(tmp_path_factory):
+    """(profile, run directory) of the tiny protocol, run once, with the first recorded seed."""
+    seed = TINY.meta["seeds"][0] if TINY else 0
+    profile = load_profile("tiny", [f"seed={seed}"])
     run_dir = tmp_path_factory.mktemp("tiny-run")
     run_protocol(profile, run_dir)
-    return read_results(run_dir / "results.jsonl")
+    return profile, run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_records(tiny_run):
+    return read_results(tiny_run[1] / "results.jsonl")
+
+
+def test_fast_and_generate_scorers_agree_on_trained_models(tiny_run):
+    """The letter scorer's fast path equals greedy generation + parse on every question of the miniature
+    (the fine-tuning pool, every celebrity, mini-MMBench), for the base, fine-tuned and unlearned models."""
+    profile, run_dir = tiny_run
+    session = Session(profile, run_dir)  # reloads the cached base and the saved fine-tuned model
+    pool = session.people(session.fictional_splits["pool"])
+    items = person_items(pool + session.celebrities) + session.mmbench_items()
+    finetuned = session.finetuned()
+    shard = session.people(session.fictional_splits["shards"][0])
+    retain = session.people(session.fictional_splits["retain"])
+    unlearned, _ = unlearn_request(session, finetuned, shard, retain, "ga", "proj+llm")
+    for key in (session.base_key, finetuned, unlearned):
+        model = session.model(key)
+        fast = score_letter(model, session.processor, items, 64, profile.model.max_length, "fast")
+        slow = score_letter(model, session.processor, items, 64, profile.model.max_length, "generate")
+        assert len(fast) == len(items)
+        differ = [uid for uid in fast if fast[uid] != slow[uid]]
+        assert not differ, f"model {key}: fast and generate differ on {len(differ)} items, e.g. {differ[:3]}"
 
 
 def test_golden_file_exists_and_pins_the_paper_cells():
