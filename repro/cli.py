@@ -75,6 +75,18 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, default=None, help="golden file to write (default: golden/<profile>.toml)")
     g.add_argument("--runs", type=Path, default=Path("runs/golden"), help="where the seeded runs go")
 
+    p = sub.add_parser("bench", help="measure evaluation and training throughput, peak memory and stage times")
+    _profile_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--shape", choices=("llava-1.5-13b",), default=None,
+                   help="measure a model of this shape built from config with random weights (meant for "
+                        "CUDA; on CPU only when --set overrides make it small)")
+    p.add_argument("--items", type=int, default=200, help="questions to score (default: 200)")
+    p.add_argument("--steps", type=int, default=8,
+                   help="optimiser steps per training stage, the first untimed (default: 8)")
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="a finished `pulse-repro all` run: report its stage times (RUN_DIR/stages.json)")
+
     p = sub.add_parser("verify", help="check a run against its golden file; exit 1 on any FAIL")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--golden", type=Path, default=None,
@@ -102,6 +114,10 @@ def _dispatch(args) -> int:
         from repro.report.verify import verify_run
 
         return verify_run(args.run_dir, args.golden)
+    if args.command == "bench":
+        from repro.bench.run import bench_command
+
+        return bench_command(args)
     args.profile_obj = load_profile(args.profile, args.overrides)
     if args.command == "world":
         from repro.data.world import write_world

@@ -1,0 +1,59 @@
+"""(a) MCQ evaluation throughput: the kit's batched first-token letter scorer and the profile's scoring
+against one `generate` per question at batch size 1, on the same questions, with their agreement."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from repro.bench.baselines import generate_per_question
+from repro.bench.workload import Workload
+from repro.eval.scoring import predict, score_letter
+from repro.model.prompts import encode_prompts
+
+WARMUP_ITEMS = 4
+
+
+def _timed(device: torch.device, fn: Callable[[], dict]) -> tuple[dict, float]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def prompt_tokens(w: Workload) -> int:
+    """Tokens the letter scorer reads (image tokens included, padding not)."""
+    n, size = 0, max(1, w.profile.eval.batch_size)
+    for i in range(0, len(w.items), size):
+        batch = w.items[i:i + size]
+        enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.image for it in batch],
+                             w.profile.model.max_length)
+        n += int(enc["attention_mask"].sum())
+    return n
+
+
+def measure_eval(w: Workload) -> dict:
+    model, proc, items = w.model.eval(), w.processor, w.items
+    bs, length, scoring = w.profile.eval.batch_size, w.profile.model.max_length, w.profile.eval.scoring
+    warm = items[:WARMUP_ITEMS]  # first calls pay one-off costs (allocations, kernel selection)
+    score_letter(model, proc, warm, bs, length, "fast", "bench warm-up")
+    generate_per_question(model, proc, warm, length)
+    fast, t_fast = _timed(w.device, lambda: score_letter(model, proc, items, bs, length, "fast", "bench fast"))
+    slow, t_slow = _timed(w.device, lambda: generate_per_question(model, proc, items, length))
+    _, t_prof = _timed(w.device, lambda: predict(model, proc, items, scoring, bs, length, "bench profile"))
+    n = len(items)
+    return {
+        "items": n,
+        "batch_size": bs,
+        "profile_scoring": scoring,
+        "seconds": {"letter_fast": t_fast, "letter_generate_bs1": t_slow, "profile_scoring": t_prof},
+        "qps": {"letter_fast": n / t_fast, "letter_generate_bs1": n / t_slow, "profile_scoring": n / t_prof},
+        "agreement": sum(fast[it.uid] == slow[it.uid] for it in items) / n,
+        "answered": sum(bool(fast[it.uid]) for it in items) / n,  # share of answers that start with A-D
+        "prompt_tokens": prompt_tokens(w),
+    }

@@ -1,0 +1,52 @@
+"""The bench's result as one JSON object, or as tables."""
+
+from __future__ import annotations
+
+import json
+
+from tabulate import tabulate
+
+MB = 1024 * 1024
+
+
+def _f(x, digits: int = 2):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2, sort_keys=True)
+
+
+def to_tables(result: dict) -> str:
+    r = result
+    mfu = r.get("mfu") or {}
+    train_mfu = mfu.get("train", {})
+    out = [f"pulse-repro bench: profile {r['profile']}"
+           + (f", shape {r['shape']}" if r["shape"] else "") + f", device {r['device']}", ""]
+    out.append(tabulate(
+        [["letter, batched first token (kit)", _f(r["eval_qps"]), _f(mfu.get("eval"), 4)],
+         ["letter, generate at batch size 1 (baseline)", _f(r["eval_qps_baseline"]), "-"],
+         [f"{r['eval_profile_scoring']} (profile's scoring)", _f(r["eval_qps_profile_scoring"]), "-"]],
+        headers=[f"evaluation, {r['items']} questions", "questions/s", "MFU"]))
+    out.append(f"speedup {_f(r['eval_speedup'])}x, agreement {_f(r['agreement'], 4)} "
+               f"(answers starting with A-D: {_f(r['eval_answered'], 3)})\n")
+    out.append(tabulate(
+        [[s, _f(v), _f(r["train_tokens_per_s"][s], 1), _f(train_mfu.get(s), 4)]
+         for s, v in r["train_samples_per_s"].items()],
+        headers=[f"training, {r['steps']} steps", "samples/s", "tokens/s", "MFU"]))
+    out.append("")
+    ga = r["peak_mem_bytes"].get("ga")
+    out.append(tabulate(
+        [[m, _f(v and v / MB, 1), _f(v / ga if v and ga else None, 3)] for m, v in r["peak_mem_bytes"].items()],
+        headers=["method", "peak MiB", "vs GA"]))
+    if r.get("train_out_of_memory"):
+        out.append(f"out of memory (not measured): {', '.join(r['train_out_of_memory'])}")
+    out.append(f"ref_mem_overhead (GA+KLR / GA) {_f(r['ref_mem_overhead'], 3)}, "
+               f"deep-copied reference (GA+KLR deepcopy / GA) {_f(r['deepcopy_mem_overhead'], 3)}, "
+               f"deep copy / kit's GA+KLR {_f(r['deepcopy_vs_kit_mem'], 3)}\n")
+    if r["stage_seconds"] is not None:
+        out.append(tabulate(list(r["stage_seconds"].items()), headers=["stage of `all`", "seconds"]))
+        out.append("")
+    out.append("notes:")
+    out.extend(f"  {k}: {v}" for k, v in r["method_notes"].items())
+    return "\n".join(out)

@@ -1,0 +1,106 @@
+"""`pulse-repro bench`: (a) evaluation, (b) training throughput, (c) peak memory and (d) stage times,
+measured in one run on the profile's base model (or a --shape model) and its data."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+
+from repro.bench import evaluation, flops, memory, output, stages, training
+from repro.bench.baselines import BASELINE_NOTE
+from repro.bench.shapes import SHAPES, check_fits, shape_overrides
+from repro.bench.workload import load, prepare
+from repro.config import load_profile
+from repro.errors import ReproError
+
+WARMUP_NOTE = f"both scorers first run on {evaluation.WARMUP_ITEMS} questions untimed"
+MEMORY_STEPS = 3  # the peak is reached by the second step (AdamW's state exists from the first)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+
+
+def _ratio(a, b):
+    return round(a / b, 4) if a is not None and b else None
+
+
+def measure(profile_name: str, overrides: list[str], shape: str | None, n_items: int, steps: int,
+            run_dir=None) -> dict:
+    if n_items < 1 or steps < 1:
+        raise ReproError("--items and --steps must be at least 1")
+    overrides = shape_overrides(shape) + list(overrides)
+    profile = load_profile(profile_name, overrides)
+    seconds_by_stage = stages.stage_seconds(run_dir)  # fail early on a bad --run-dir
+    if shape is not None:  # refuse a paper-scale model on CPU before loading any data
+        check_fits(profile.model, SHAPES[shape]["vocab"], torch.device("cuda" if torch.cuda.is_available()
+                                                                        else "cpu"), shape)
+    w = load(prepare(profile, n_items, shape))
+    cuda = w.device.type == "cuda"
+    ev = evaluation.measure_eval(w)
+    train = {s: training.run_stage(w, s, steps) for s in training.stages(profile.unlearn.methods)}
+    methods = [s for s in train if s != training.FINETUNE]
+    peaks, mem_note = memory.method_peaks(train, methods, cuda, profile_name, overrides, shape,
+                                          min(steps, MEMORY_STEPS))
+    qps = ev["qps"]
+    mfu = flops.report(w.model, ev, train, _device_name(w.device)) if cuda else None
+    weights = (f"--shape {shape}: built from config with random weights" if shape else
+               f"the profile's base model ({profile.model.source}"
+               + ((", pre-trained here and cached" if profile.pretrain.steps else ", not pre-trained: pretrain.steps=0")
+                  if profile.model.source == "tiny" else "") + ")")
+    return {
+        "device": _device_name(w.device),
+        "profile": profile.name,
+        "shape": shape,
+        "items": ev["items"],
+        "steps": steps,
+        "eval_qps": round(qps["letter_fast"], 3),
+        "eval_qps_baseline": round(qps["letter_generate_bs1"], 3),
+        "eval_speedup": round(qps["letter_fast"] / qps["letter_generate_bs1"], 3),
+        "agreement": ev["agreement"],
+        "eval_answered": round(ev["answered"], 4),
+        "eval_profile_scoring": ev["profile_scoring"],
+        "eval_qps_profile_scoring": round(qps["profile_scoring"], 3),
+        "train_samples_per_s": {s: t["samples_per_s"] and round(t["samples_per_s"], 3) for s, t in train.items()},
+        "train_tokens_per_s": {s: t["tokens_per_s"] and round(t["tokens_per_s"], 1) for s, t in train.items()},
+        "train_diverged_at_step": {s: t["diverged_at_step"] for s, t in train.items() if t["diverged_at_step"]},
+        "train_out_of_memory": [s for s, t in train.items() if t["out_of_memory"]],
+        "peak_mem_bytes": peaks,
+        "ref_mem_overhead": _ratio(peaks.get("ga_klr"), peaks.get("ga")),
+        "deepcopy_mem_overhead": _ratio(peaks.get(training.DEEPCOPY), peaks.get("ga")),
+        "deepcopy_vs_kit_mem": _ratio(peaks.get(training.DEEPCOPY), peaks.get("ga_klr")),
+        "stage_seconds": seconds_by_stage,
+        "mfu": mfu,
+        "method_notes": {
+            "model": weights,
+            "eval": (f"{ev['items']} questions sampled with the profile's seed from the fine-tuning pool's "
+                     f"questions and MMBench dev; kit: score_letter fast at eval.batch_size {ev['batch_size']} "
+                     f"(generation only for items whose first token is blank); agreement: share of "
+                     f"questions where kit and baseline predict the same letter (or both none); "
+                     f"eval_qps_profile_scoring: the profile's scoring ({ev['profile_scoring']}); "
+                     f"{WARMUP_NOTE}"),
+            "baseline": BASELINE_NOTE,
+            "train": (f"{steps} optimiser steps per stage, the first untimed (warm-up); samples: forget "
+                      "(unlearning) or training examples per second; tokens: non-padding tokens of every "
+                      "policy forward (forget and retain batches), reference forwards not counted; "
+                      f"{training.DEEPCOPY}: GA+KLR whose reference is a copy.deepcopy of the model "
+                      "(MLLMU-Bench), the kit's is the same weights with the adapter disabled"),
+            "memory": mem_note,
+            "mfu": ("achieved FLOP/s over the device's dense bf16 peak; FLOPs 2 x N x prompt tokens for "
+                    "evaluation, 6 x N x policy tokens + 2 x N x reference tokens for training (with LoRA the "
+                    "frozen weights get no weight gradients, so this convention overstates the useful work), "
+                    "N = parameters less the input embedding table" if cuda
+                    else "not reported on CPU (MFU is against a GPU's bf16 peak)"),
+            "stages": ("from RUN_DIR/stages.json written by `pulse-repro all`" if seconds_by_stage is not None
+                       else "omitted: give --run-dir RUN_DIR of a finished `pulse-repro all` run"),
+        },
+    }
+
+
+def bench_command(args) -> int:
+    result = measure(args.profile, args.overrides, args.shape, args.items, args.steps, args.run_dir)
+    print(output.to_json(result) if args.json else output.to_tables(result))
+    return 0

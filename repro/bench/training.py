@@ -1,0 +1,149 @@
+"""(b) Training throughput of a fixed number of optimiser steps: LoRA fine-tuning and each unlearning
+method, with the kit's own pieces (attach_lora, the method registry, the disabled-adapter reference,
+optimise), plus GA+KLR with a deep-copied reference (the MLLMU-Bench way). The first optimiser step is
+a warm-up and is not timed. On CUDA each stage's allocator peak is read too."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import math
+import time
+
+import torch
+
+from repro.bench.baselines import deepcopy_reference
+from repro.bench.workload import Workload
+from repro.experiments.runner import PAPER_TARGET
+from repro.model.lora import attach_lora
+from repro.train.examples import knowledge_examples
+from repro.train.loop import Diverged, batches_per_epoch, optimise, shuffled_batches
+from repro.train.methods import UnlearnStep, get_method
+from repro.train.reference import policy, reference
+
+FINETUNE = "finetune"
+DEEPCOPY = "ga_klr_deepcopy"  # GA+KLR whose reference is a copy.deepcopy of the model
+
+
+def stages(methods) -> list[str]:
+    """What is timed: fine-tuning, the profile's methods, and the deep-copy variant of GA+KLR."""
+    return [FINETUNE, *methods, *([DEEPCOPY] if "ga_klr" in methods else [])]
+
+
+class Meter:
+    """Samples and tokens of the timed calls; the clock starts at the first call after `warm_calls`."""
+
+    def __init__(self, warm_calls: int, device: torch.device):
+        self.warm_calls, self.device = warm_calls, device
+        self.calls, self.t0 = 0, None
+        self.samples, self.tokens, self.ref_tokens = 0, 0, 0
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def batch(self, n: int) -> None:
+        if self.calls == self.warm_calls:
+            self.t0, self.samples, self.tokens, self.ref_tokens = self._now(), 0, 0, 0
+        self.calls += 1
+        self.samples += n
+
+    def add_tokens(self, batch: dict, ref: bool = False) -> None:
+        n = int(batch["attention_mask"].sum())  # padding excluded
+        if ref:
+            self.ref_tokens += n
+        else:
+            self.tokens += n
+
+    def counted(self, fn, ref: bool = False):
+        """`fn` (batch -> logits), counting the tokens it reads."""
+        def run(batch: dict):
+            self.add_tokens(batch, ref)
+            return fn(batch)
+        return run
+
+    def timed_batches(self) -> int:
+        return max(0, self.calls - self.warm_calls)
+
+    def seconds(self) -> float:
+        return self._now() - self.t0 if self.t0 is not None else 0.0
+
+
+def _epochs(examples, batch_size: int, calls: int) -> int:
+    return math.ceil(calls / batches_per_epoch(examples, batch_size)) + 1
+
+
+def _loss_fn(w: Workload, stage: str, peft_model, meter: Meter, base_copy_ref, steps: int):
+    """(batches, grad_accum, lr, step_loss) of `stage`, as the kit's trainers build them."""
+    p = w.profile
+    if stage == FINETUNE:
+        cfg = p.finetune
+        examples = knowledge_examples(w.pool, cfg)
+        batches = shuffled_batches(examples, cfg.batch_size, _epochs(examples, cfg.batch_size,
+                                                                     steps * cfg.grad_accum), p.seed)
+
+        def step_loss(batch):
+            meter.batch(len(batch))
+            enc = w.encode(batch)
+            meter.add_tokens(enc)
+            return peft_model(**enc).loss  # as Session._train: the model's own loss
+
+        return batches, cfg.grad_accum, cfg.lr, step_loss
+    cfg = p.unlearn
+    spec = get_method("ga_klr" if stage == DEEPCOPY else stage)
+    pol = meter.counted(policy(peft_model))
+    ref = meter.counted(base_copy_ref or reference(peft_model, cfg.reference), ref=True)
+    forget_ex = knowledge_examples(w.unlearn, p.finetune)
+    batches = shuffled_batches(forget_ex, cfg.batch_size, _epochs(forget_ex, cfg.batch_size,
+                                                                  steps * cfg.grad_accum), p.seed)
+    if spec.needs_retain:  # as unlearn_request: (forget, retain) pairs, retain batches of one epoch cycled
+        retain_ex = knowledge_examples(w.retain, p.finetune)
+        batches = zip(batches, itertools.cycle(list(shuffled_batches(retain_ex, cfg.batch_size, 1, p.seed + 1))))
+
+    def step_loss(batch):
+        forget, retain = batch if spec.needs_retain else (batch, None)
+        meter.batch(len(forget))
+        retain_enc = w.encode(retain) if retain is not None else None
+        return spec.fn(UnlearnStep(w.encode(forget), retain_enc, pol, ref, cfg))
+
+    return batches, cfg.grad_accum, cfg.lr, step_loss
+
+
+def run_stage(w: Workload, stage: str, steps: int) -> dict:
+    """Train `stage` for `steps` optimiser steps from the loaded weights, then restore them."""
+    p, cuda = w.profile, w.device.type == "cuda"
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    torch.manual_seed(p.seed)
+    base_copy_ref = deepcopy_reference(w.model) if stage == DEEPCOPY else None
+    target = p.finetune.target if stage == FINETUNE else PAPER_TARGET
+    peft_model = attach_lora(w.model, p.finetune, target)
+    accum = (p.finetune if stage == FINETUNE else p.unlearn).grad_accum
+    meter = Meter(accum if steps > 1 else 0, w.device)
+    batches, accum, lr, step_loss = _loss_fn(w, stage, peft_model, meter, base_copy_ref, steps)
+    params = [q for q in peft_model.parameters() if q.requires_grad]
+    peft_model.train()
+    diverged, oom = None, False
+    try:
+        optimise(params, batches, steps, step_loss, lr, 0, "constant", accum, f"bench {stage}")
+    except Diverged as exc:
+        diverged = exc.step
+    except torch.cuda.OutOfMemoryError:  # at paper scale a stage may not fit: say so, measure the others
+        oom = True
+    seconds = 0.0 if oom else meter.seconds()
+    peak = torch.cuda.max_memory_allocated() if cuda and not oom else None
+    del params, step_loss, base_copy_ref, batches
+    w.model = peft_model.unload()
+    del peft_model
+    w.restore()
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return {"stage": stage, "timed_batches": meter.timed_batches(), "samples": meter.samples, "tokens": meter.tokens,
+            "ref_tokens": meter.ref_tokens, "seconds": seconds,
+            "samples_per_s": meter.samples / seconds if seconds else None,
+            "tokens_per_s": meter.tokens / seconds if seconds else None,
+            "cuda_peak_bytes": peak, "diverged_at_step": diverged, "out_of_memory": oom}
