@@ -44,11 +44,16 @@ def by_identity(path: Path) -> dict[tuple, float]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a small shared machine two threads fight and a MICRO run takes 30x longer."""
+def one_thread(tmp_path_factory):
+    """One torch thread: on a small shared machine two threads fight and a MICRO run takes 30x longer.
+    And a cache of this module's own: the thread count changes float reductions, so a base model that
+    another module pre-trained with two threads would not match one pre-trained here."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PULSE_CACHE", str(tmp_path_factory.mktemp("reliability-cache")))
     yield
+    mp.undo()
     torch.set_num_threads(threads)
 
 
