@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from repro import distributed
 from repro.errors import ReproError
 from repro.eval.items import Item
 from repro.model.prompts import encode_prompts, encode_training_batch
@@ -44,6 +45,25 @@ def _batches(items: Sequence[Item], size: int, length: Callable[[Item], int]) ->
     return out
 
 
+def _mine(batches: list[list[Item]]) -> list[list[Item]]:
+    """Under a launcher, this rank's share of the batches (dealt round-robin); alone, all of them.
+    The batches themselves are formed as in one process, so each prediction is computed on the same
+    batch (same padding) whatever the process count."""
+    dist = distributed.current()
+    return batches if dist is None else batches[dist.rank::dist.world]
+
+
+def _gathered(part: dict) -> dict:
+    """Every rank's results merged (alone: `part` itself)."""
+    dist = distributed.current()
+    if dist is None:
+        return part
+    merged: dict = {}
+    for d in dist.gather(part):
+        merged.update(d)
+    return merged
+
+
 def _encode(processor, prompts: list[str], batch: list[Item], max_length: int, device) -> dict:
     enc = encode_prompts(processor, prompts, [_image(it) for it in batch], max_length)
     return {k: v.to(device) for k, v in enc.items()}
@@ -66,7 +86,7 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
         raise ReproError(f"unknown letter scoring mode {mode!r}: use 'fast' or 'generate'")
     tok = processor.tokenizer
     preds: dict[str, str] = {}
-    batches = _batches(items, batch_size, lambda it: len(it.prompt))
+    batches = _mine(_batches(items, batch_size, lambda it: len(it.prompt)))
     for batch in tqdm(batches, desc=desc, leave=False, disable=None):
         if mode == "generate":
             for it, text in zip(batch, _generate_text(model, processor, batch, max_length)):
@@ -86,6 +106,9 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
         if fallback:
             for it, text in zip(fallback, _generate_text(model, processor, fallback, max_length)):
                 preds[it.uid] = parse_letter(text)
+    if distributed.current() is not None:
+        merged = _gathered(preds)
+        preds = {it.uid: merged[it.uid] for it in items}
     return preds
 
 
@@ -108,7 +131,7 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
     scores: dict[tuple[str, str], float] = {}
     single = {it.uid: ids for it in items if (ids := _single_token_options(tok, it)) is not None}
     fast = [it for it in items if it.uid in single]
-    for batch in tqdm(_batches(fast, batch_size, lambda it: len(it.context)), desc=desc, leave=False,
+    for batch in tqdm(_mine(_batches(fast, batch_size, lambda it: len(it.context))), desc=desc, leave=False,
                       disable=None):
         enc = encode_prompts(processor, [it.context for it in batch], [_image(it) for it in batch], max_length)
         enc = {k: v.to(model.device) for k, v in enc.items()}
@@ -119,7 +142,7 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
     # Options of several tokens: one row per (item, option), the continuation's log-probability summed.
     rows = [(it, letter) for it in items if it.uid not in single for letter in sorted(it.options)]
     pseudo = [Item(f"{i}", "", it.context, {}, "", it.image, it.modality) for i, (it, _) in enumerate(rows)]
-    for batch in tqdm(_batches(pseudo, batch_size, lambda p: len(p.context)), desc=desc, leave=False,
+    for batch in tqdm(_mine(_batches(pseudo, batch_size, lambda p: len(p.context))), desc=desc, leave=False,
                       disable=None):
         picked = [rows[int(p.uid)] for p in batch]
         enc = encode_training_batch(processor, [(it.context, " " + it.options[letter], _image(it))
@@ -128,6 +151,7 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
         logits = model(**{k: v for k, v in enc.items() if k != "labels"}).logits
         for (it, letter), value in zip(picked, sequence_logprob(logits, enc["labels"]).tolist()):
             scores[(it.uid, letter)] = value
+    scores = _gathered(scores)
     return {it.uid: max(sorted(it.options), key=lambda L: scores[(it.uid, L)]) for it in items}
 
 

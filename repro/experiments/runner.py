@@ -7,6 +7,7 @@ import platform
 import time
 from pathlib import Path
 
+from repro import distributed
 from repro.config import Profile
 from repro.data.records import Person
 from repro.data.splits import build_manifest, select_celebrities, write_manifest
@@ -27,10 +28,16 @@ def environment() -> dict:
     import torch
     import transformers
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__,
-            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu",
-            "platform": platform.platform()}
+    env = {"python": platform.python_version(), "torch": torch.__version__,
+           "transformers": transformers.__version__, "peft": peft.__version__,
+           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu",
+           "platform": platform.platform()}
+    dist = distributed.current()
+    if dist is not None:  # a launched run says how it ran (training numbers depend on it, within tolerance)
+        import accelerate
+
+        env.update(processes=dist.world, backend=dist.backend, accelerate=accelerate.__version__)
+    return env
 
 
 class Runner:
@@ -38,15 +45,18 @@ class Runner:
         self.profile, self.run_dir = profile, run_dir
         self._claim_run_dir()
         self.session = Session(profile, run_dir)
-        self.results = ResultsFile(run_dir / "results.jsonl")
+        self.results = ResultsFile(run_dir / "results.jsonl") if distributed.is_main() else None
         self.celebrity_selection: dict | None = None
 
     def _claim_run_dir(self) -> None:
         """A run directory belongs to one resolved profile: never mix two profiles' numbers."""
         path = self.run_dir / "profile.json"
         resolved = json.dumps(self.profile.to_dict(), sort_keys=True, indent=2)
-        if path.exists() and path.read_text() != resolved:
+        # Under a launcher rank 0's view decides, so that every rank stops (or goes on) together.
+        if distributed.rank0_decides(path.exists() and path.read_text() != resolved):
             raise ReproError(f"{self.run_dir} holds a run of another profile (see {path}); use another --out")
+        if not distributed.is_main():
+            return  # only rank 0 writes artefacts
         atomic_write_text(path, resolved)
         atomic_write_text(self.run_dir / "environment.json", json.dumps(environment(), sort_keys=True, indent=2))
 
@@ -72,11 +82,14 @@ class Runner:
                measured: list[dict]) -> None:
         base = {"experiment": experiment, "method": method, "target": target, "step": step,
                 "profile": self.profile.name, "seed": self.profile.seed, "model": model_key}
-        self.results.append([{**base, **m} for m in measured])
+        if self.results is not None:  # None on the ranks other than 0 under a launcher
+            self.results.append([{**base, **m} for m in measured])
 
     def diverged(self, experiment: str, method: str, target: str, step: int, exc: Diverged) -> None:
         event = {"experiment": experiment, "method": method, "target": target, "request": step,
                  "optimizer_step": exc.step, "loss": str(exc.loss)}
+        if not distributed.is_main():
+            return
         line = json.dumps(event, sort_keys=True) + "\n"
         path = self.run_dir / "diverged.jsonl"
         print(f"pulse-repro: {experiment} {method} {target} request {step} diverged: {exc}")
@@ -86,6 +99,8 @@ class Runner:
             fh.write(line)
 
     def write_manifest(self) -> None:
+        if not distributed.is_main():
+            return
         s = self.session
         manifest = build_manifest(self.profile, s.fictional, None, s.source_hash)
         manifest["celebrities"] = self.celebrity_selection
@@ -156,7 +171,8 @@ def _timed(runner: Runner, name: str, methods, targets, stages: dict) -> None:
     t0 = time.perf_counter()
     getattr(runner, name)(methods, targets)
     stages[name] = round(time.perf_counter() - t0, 1)
-    print(f"pulse-repro: {name} done in {stages[name]:.0f} s")
+    if distributed.is_main():
+        print(f"pulse-repro: {name} done in {stages[name]:.0f} s")
 
 
 def run_experiment(profile: Profile, run_dir: Path, experiment: str, methods=None, targets=None) -> int:
@@ -170,6 +186,8 @@ def run_experiment(profile: Profile, run_dir: Path, experiment: str, methods=Non
 def run_all(profile: Profile, run_dir: Path) -> int:
     """Every experiment, the report, then the verdict against the profile's golden file."""
     stages = run_protocol(profile, run_dir)
+    if not distributed.is_main():
+        return 0  # rank 0 gives the verdict
     status = _verify(run_dir)
     print(f"\nresults: {run_dir / 'results.jsonl'}\nmanifest: {run_dir / 'manifest.json'}\n"
           f"tables and figures: {run_dir / 'report'}\nwall time: {stages['total']:.0f} s")
@@ -188,6 +206,8 @@ def run_protocol(profile: Profile, run_dir: Path) -> dict[str, float]:
         methods = ("ga",) if name == "modality" else profile.unlearn.methods
         _timed(runner, name, methods, (), stages)
     stages["total"] = round(time.perf_counter() - t0, 1)
+    if not distributed.is_main():
+        return stages
     atomic_write_text(run_dir / "stages.json", json.dumps(stages, indent=2))
     write_report(run_dir)
     return stages

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from repro import distributed
 from repro.config import Profile
 from repro.data.mllmu import load_people
 from repro.data.mmbench import load_mmbench
@@ -56,15 +57,18 @@ class Session:
         self.run_dir = run_dir
         self.units = run_dir / "units"
         self.data_dir = data_dir or cache_dir() / f"world-{key_of(asdict(profile.world), profile.seed)}"
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dist = distributed.current()  # None when alone; under a launcher, this rank's device
+        self.device = (dist.device if dist is not None
+                       else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         self._states: dict[str, dict[str, torch.Tensor]] = {}  # model key -> CPU weights
         self._live_key: str | None = None
         torch.manual_seed(profile.seed)
 
     # ---- data -------------------------------------------------------------------------------
     def _world(self) -> Path:
-        if not (self.data_dir / "MMBench" / "MMBench_DEV_EN.tsv").exists():
-            write_world(self.data_dir, self.profile.world, self.profile.seed)
+        with distributed.main_first():  # under a launcher rank 0 writes it, the others read it
+            if not (self.data_dir / "MMBench" / "MMBench_DEV_EN.tsv").exists():
+                write_world(self.data_dir, self.profile.world, self.profile.seed)
         return self.data_dir
 
     def _path(self, spec: str, world_rel: str, kind: str) -> Path:
@@ -125,7 +129,7 @@ class Session:
             model, processor = load_model(p.model.source, p.model.dtype, self.device)
         else:
             cached = cache_dir() / "models" / f"base-{self.base_key}"
-            if cached.exists():
+            if distributed.rank0_decides(cached.exists()):  # under a launcher: a cache shared by the ranks
                 model, processor = load_model(str(cached), p.model.dtype, self.device)
             else:
                 torch.manual_seed(seed_from_key(self.base_key))
@@ -134,7 +138,8 @@ class Session:
                 check_image_tokens(model, processor)
                 if p.pretrain.steps:
                     self._pretrain(model, processor)
-                save_model(model, processor, cached)
+                if distributed.is_main():
+                    save_model(model, processor, cached)
         check_image_tokens(model, processor)
         self._states[self.base_key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self._live_key = self.base_key
@@ -202,8 +207,12 @@ class Session:
             return key
         path = self.units / f"model-{key}.safetensors"
         model = self.model(self.base_key)
-        if path.exists():
-            model.load_state_dict(load_file(str(path)))
+        dist = distributed.current()
+        if path.exists() if dist is None else dist.broadcast(path.exists()):
+            if dist is None or dist.is_main:
+                model.load_state_dict(load_file(str(path)))
+            if dist is not None:  # rank 0 read the unit; the others receive its weights
+                dist.broadcast_state(model)
             self.remember(key, model)
             return key
         cfg = self.profile.finetune
@@ -216,10 +225,11 @@ class Session:
                     shuffled_batches(examples, cfg.batch_size, cfg.epochs, self.profile.seed),
                     steps, cfg.lr, 0, "constant", cfg.grad_accum, "fine-tune")
         model = merge(peft_model)
-        self.units.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-        os.replace(tmp, path)
+        if distributed.is_main():
+            self.units.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+            os.replace(tmp, path)
         self.remember(key, model)
         return key
 
@@ -228,11 +238,18 @@ class Session:
         """Predictions of model `model_key` on `items`, computed once and kept on disk."""
         e = self.profile.eval
         path = self.units / f"eval-{key_of(model_key, e.scoring, [it.uid for it in items])}.json"
-        if path.exists():
-            return json.loads(path.read_text())
+        dist = distributed.current()
+        if dist is None:
+            if path.exists():
+                return json.loads(path.read_text())
+        else:  # rank 0 reads the unit, when there is one, and every rank gets its predictions
+            kept = dist.broadcast(json.loads(path.read_text()) if dist.is_main and path.exists() else None)
+            if kept is not None:
+                return kept
         preds = predict(self.model(model_key), self.processor, items, e.scoring, e.batch_size,
                         self.profile.model.max_length, desc)
-        atomic_write_text(path, json.dumps(preds, sort_keys=True))
+        if distributed.is_main():
+            atomic_write_text(path, json.dumps(preds, sort_keys=True))
         return preds
 
     def mmbench_items(self) -> list[Item]:
@@ -245,4 +262,5 @@ class Session:
 def write_split_manifest(profile: Profile, out: Path, scores_file: Path | None, data_dir: Path | None) -> None:
     session = Session(profile, out.parent, data_dir)
     scores = load_scores(scores_file) if scores_file else None
-    write_manifest(build_manifest(profile, session.fictional, scores, session.source_hash), out)
+    if distributed.is_main():
+        write_manifest(build_manifest(profile, session.fictional, scores, session.source_hash), out)

@@ -44,16 +44,23 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
     retain_batches = itertools.cycle(list(shuffled_batches(retain_ex, cfg.batch_size, 1, seed + 1))) \
         if spec.needs_retain else None
     pol, ref = policy(peft_model), reference(peft_model, cfg.reference)
+    forget_batches = shuffled_batches(forget_ex, cfg.batch_size, cfg.epochs, seed)
+    if retain_batches is not None:
+        # (forget, retain) pairs, drawn in the order one process draws them, so that under a launcher
+        # the optimiser can give every rank its slice of both (repro/distributed.py); the KL/NPO
+        # reference is then computed on each rank's own slice.
+        forget_batches = zip(forget_batches, retain_batches)
 
     def step_loss(batch):
-        retain_batch = session.encode(next(retain_batches)) if retain_batches else None
-        return spec.fn(UnlearnStep(session.encode(batch), retain_batch, pol, ref, cfg))
+        forget_batch, retain_batch = batch if retain_batches is not None else (batch, None)
+        retain_enc = session.encode(retain_batch) if retain_batch is not None else None
+        return spec.fn(UnlearnStep(session.encode(forget_batch), retain_enc, pol, ref, cfg))
 
     params = [p for p in peft_model.parameters() if p.requires_grad]
     peft_model.train()
     try:
-        losses = optimise(params, shuffled_batches(forget_ex, cfg.batch_size, cfg.epochs, seed), steps,
-                          step_loss, cfg.lr, 0, "constant", cfg.grad_accum, f"unlearn {method} {target}")
+        losses = optimise(params, forget_batches, steps, step_loss, cfg.lr, 0, "constant", cfg.grad_accum,
+                          f"unlearn {method} {target}")
     except BaseException:
         # Drop the adapter unmerged. peft's unload() keeps the *trained* copy of every modules_to_save
         # module (the projector under proj+llm), so the live weights are no longer `start_key`'s: mark

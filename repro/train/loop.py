@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule, get_cosine_schedule_with_warmup
 
+from repro import distributed
 from repro.errors import ReproError
 
 
@@ -54,7 +55,16 @@ def optimise(params: list[torch.nn.Parameter], batches: Iterator, total_steps: i
              step_loss: Callable[[object], torch.Tensor], lr: float, warmup: int = 0,
              schedule: str = "constant", grad_accum: int = 1, desc: str = "train",
              clip: float = 1.0) -> list[float]:
-    """Minimise `step_loss(batch)`; returns the loss of every optimiser step."""
+    """Minimise `step_loss(batch)`; returns the loss of every optimiser step.
+
+    Under a launcher (repro/distributed.py) every process walks the same global batches and the
+    gradients are combined before clipping, so the optimiser steps on batch_size x grad_accum examples
+    whatever the process count:
+    - when the process count divides grad_accum, the accumulation is spread over the processes: each
+      takes whole micro-batches (i % world == rank) and the gradients are summed: one process's recipe
+      (the same per-micro-batch losses), with fewer micro-batches per process;
+    - otherwise every micro-batch is split across the processes (`Dist.split`) and the gradients are
+      averaged, weighted by each slice's share of the batch's examples."""
     if not params:
         raise ReproError(f"{desc}: no trainable parameters")
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, foreach=True)  # one kernel per op, not per tensor
@@ -63,12 +73,31 @@ def optimise(params: list[torch.nn.Parameter], batches: Iterator, total_steps: i
     losses: list[float] = []
     bar = tqdm(total=total_steps, desc=desc, leave=False, disable=None)
     running = 0.0
+    dist = distributed.current()
+    if dist is not None:
+        with torch.no_grad():  # every rank starts from rank 0's weights, as DistributedDataParallel does
+            for p in params:
+                torch.distributed.broadcast(p.data, src=0)
     for i, batch in enumerate(batches):
-        loss = step_loss(batch) / grad_accum
-        loss.backward()
-        running += loss.item()
+        if dist is None:
+            loss = step_loss(batch) / grad_accum
+            loss.backward()
+            running += loss.item()
+        elif grad_accum % dist.world == 0:
+            if i % dist.world == dist.rank:
+                loss = step_loss(batch) / grad_accum
+                loss.backward()
+                running += loss.item()
+        else:
+            part, share = dist.split(batch)
+            if part is not None:  # a rank with no slice of a small batch adds a zero gradient
+                loss = step_loss(part) * (share * dist.world / grad_accum)
+                loss.backward()
+                running += loss.item()
         if (i + 1) % grad_accum:
             continue
+        if dist is not None:
+            running = dist.reduce_gradients(params, running, 1 if grad_accum % dist.world == 0 else dist.world)
         step = len(losses) + 1
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
         if not (math.isfinite(running) and torch.isfinite(grad_norm)):
