@@ -40,11 +40,10 @@ def tiny_records(tiny_run):
 
 def test_fast_and_generate_scorers_agree_on_trained_models(tiny_run):
     """The letter scorer's fast path equals greedy generation + parse on every question of the miniature
-    (the fine-tuning pool, every celebrity, mini-MMBench), for the base, fine-tuned and unlearned models."""
+    (every fictional person, every celebrity, mini-MMBench), for the base, fine-tuned and unlearned models."""
     profile, run_dir = tiny_run
     session = Session(profile, run_dir)  # reloads the cached base and the saved fine-tuned model
-    pool = session.people(session.fictional_splits["pool"])
-    items = person_items(pool + session.celebrities) + session.mmbench_items()
+    items = person_items(session.fictional + session.celebrities) + session.mmbench_items()
     finetuned = session.finetuned()
     shard = session.people(session.fictional_splits["shards"][0])
     retain = session.people(session.fictional_splits["retain"])
