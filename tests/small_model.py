@@ -1,4 +1,5 @@
-"""The small LLaVA shape the unit tests build: big enough to exercise every code path, fast on a CPU."""
+"""Small settings the tests share: a LLaVA shape big enough to exercise every code path, and MICRO, the
+profile overrides that run the whole protocol in about a minute on a CPU."""
 
 from repro.config import ModelConfig
 
@@ -15,3 +16,13 @@ SMALL_MODEL = ModelConfig(
     text_intermediate=128,
     max_length=96,
 )
+
+# `--set` overrides of the tiny profile: a miniature of the miniature, every experiment in about a minute.
+MICRO = [
+    "world.fictional=24", "world.celebrities=12", "world.mmbench_dev=12", "world.mmbench_train=12",
+    "splits.fictional_pool=10", "splits.unlearn=5", "splits.shards=5",
+    "splits.celebrity_keep=5", "splits.celebrity_unlearn=2", "splits.celebrity_retain=3", "splits.min_accuracy=0",
+    "model.text_hidden=32", "model.text_intermediate=64", "model.text_layers=1", "model.vision_hidden=16",
+    "model.vision_layers=1", "pretrain.steps=2", "pretrain.batch_size=8", "finetune.epochs=1",
+    "eval.scoring=option-loglik",
+]

@@ -6,24 +6,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from small_model import MICRO
 
 from repro.cli import main
 
-MICRO = [
-    "world.fictional=24", "world.celebrities=12", "world.mmbench_dev=12", "world.mmbench_train=12",
-    "splits.fictional_pool=10", "splits.unlearn=5", "splits.shards=5",
-    "splits.celebrity_keep=5", "splits.celebrity_unlearn=2", "splits.celebrity_retain=3", "splits.min_accuracy=0",
-    "model.text_hidden=32", "model.text_intermediate=64", "model.text_layers=1", "model.vision_hidden=16",
-    "model.vision_layers=1", "pretrain.steps=2", "pretrain.batch_size=8", "finetune.epochs=1",
-    "finetune.batch_size=4", "unlearn.batch_size=4", "eval.batch_size=8",
-]
+# The bench on the shared MICRO world and model, with batches small enough for its few items.
+BENCH_MICRO = [*MICRO, "finetune.batch_size=4", "unlearn.batch_size=4", "eval.batch_size=8"]
 KEYS = {"eval_qps", "eval_qps_baseline", "eval_speedup", "agreement", "train_samples_per_s", "peak_mem_bytes",
         "ref_mem_overhead", "stage_seconds", "device", "method_notes"}
 
 
 def _bench(capsys, *extra: str) -> dict:
     args = ["bench", "--json", "--items", "12", "--steps", "2"]
-    for o in MICRO:
+    for o in BENCH_MICRO:
         args += ["--set", o]
     assert main(args + list(extra)) == 0
     return json.loads(capsys.readouterr().out)

@@ -21,17 +21,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from small_model import MICRO
 
 from repro.experiments.results import IDENTITY, read_results
 
-MICRO = [
-    "world.fictional=24", "world.celebrities=12", "world.mmbench_dev=12", "world.mmbench_train=12",
-    "splits.fictional_pool=10", "splits.unlearn=5", "splits.shards=5",
-    "splits.celebrity_keep=5", "splits.celebrity_unlearn=2", "splits.celebrity_retain=3", "splits.min_accuracy=0",
-    "model.text_hidden=32", "model.text_intermediate=64", "model.text_layers=1", "model.vision_hidden=16",
-    "model.vision_layers=1", "pretrain.steps=2", "pretrain.batch_size=8", "finetune.epochs=1",
-    "eval.scoring=option-loglik",
-]
 ACCURACY_TOLERANCE = 10.0  # points: 5 of 50 questions (see the module docstring for why not exact)
 # Relative distance of the two fine-tuned models' changes from the base (measured 0.25 on the micro profile:
 # a handful of AdamW steps, whose first updates are nearly lr * sign(gradient), so any coordinate with a

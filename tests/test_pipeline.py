@@ -6,20 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from small_model import MICRO
 
 from repro.cli import main
 from repro.config import load_profile
 from repro.experiments.results import read_results
 from repro.experiments.runner import run_protocol
-
-MICRO = [
-    "world.fictional=24", "world.celebrities=12", "world.mmbench_dev=12", "world.mmbench_train=12",
-    "splits.fictional_pool=10", "splits.unlearn=5", "splits.shards=5",
-    "splits.celebrity_keep=5", "splits.celebrity_unlearn=2", "splits.celebrity_retain=3", "splits.min_accuracy=0",
-    "model.text_hidden=32", "model.text_intermediate=64", "model.text_layers=1", "model.vision_hidden=16",
-    "model.vision_layers=1", "pretrain.steps=2", "pretrain.batch_size=8", "finetune.epochs=1",
-    "eval.scoring=option-loglik",
-]
 
 
 @pytest.fixture(scope="module")

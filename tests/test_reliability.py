@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_pipeline import MICRO
+from small_model import MICRO
 
 from repro.cli import main
 from repro.config import load_profile

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_pipeline import MICRO
+from small_model import MICRO
 
 from repro.config import load_profile
 from repro.experiments.runner import run_protocol
