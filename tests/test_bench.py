@@ -49,3 +49,38 @@ def test_bench_refuses_the_13b_shape_on_cpu(capsys):
         pytest.skip("the refusal is for machines without CUDA")
     assert main(["bench", "--shape", "llava-1.5-13b", "--items", "4", "--steps", "2"]) == 2
     assert "meant for CUDA" in capsys.readouterr().err
+
+
+def test_paper_grid_projection_counts_every_unit_of_all():
+    from repro.bench.projection import grid, project
+    from repro.config import load_profile
+
+    paper = load_profile("llava-1.5-13b")
+    g = grid(paper, 11)
+    # Counted by hand from the paper: 100 fictional people x 10 questions + 1164 MMBench dev questions
+    # per fictional evaluation (vanilla, GA, GA+KLR, NPO; 15 chained models; GA on `llm`), 45 kept
+    # celebrities x 10 + 1164 per pre-trained evaluation (base, 3 methods), 153 x 10 for the selection.
+    assert g["eval_questions"] == (4 + 15 + 1) * 2164 + 4 * 1614 + 1530
+    assert g["finetune_examples"] == 4 * 100 * 11  # 4 epochs over the pool
+    assert g["unlearn_examples_per_method"] == (50 + 20 + 50) * 11  # one epoch per request
+    rates = {"finetune": 2.0, "ga": 4.0, "ga_klr": 2.0, "npo": 4.0}
+    assert project([], rates, 0.0) is None  # no evaluation rate, no projection
+    assert project([], {**rates, "npo": None}, 10.0) is None
+
+
+SMALL_SHAPE = ["model.text_layers=1", "model.text_hidden=64", "model.text_intermediate=128", "model.text_heads=4",
+               "model.vision_layers=1", "model.vision_hidden=32", "model.vision_heads=4",
+               "finetune.batch_size=2", "unlearn.batch_size=2", "eval.batch_size=4"]
+
+
+def test_the_shape_path_fills_the_vocabulary_and_projects_the_paper_grid(capsys):
+    args = ["bench", "--json", "--shape", "llava-1.5-13b", "--items", "6", "--steps", "2"]
+    for o in SMALL_SHAPE:
+        args += ["--set", o]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    # every id of the shape's 32064-token vocabulary decodes to a word: no item needs generation
+    assert result["agreement"] == 1.0
+    grid = result["paper_grid_projection"]
+    assert grid["hours"] > 0 and set(grid["seconds_by_stage"]) == {"finetune", "ga", "ga_klr", "npo", "modality",
+                                                                   "evaluation"}

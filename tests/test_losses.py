@@ -296,3 +296,32 @@ def test_builtin_methods_declare_what_they_need():
         for n, s in METHODS.items()
         if n in {"ga", "ga_klr", "npo", "gd"}
     } == {"ga": (False, False), "ga_klr": (True, True), "npo": (False, True), "gd": (True, False)}
+
+
+def _grads(model) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad and p.grad is not None])
+
+
+def test_ga_klr_terms_backpropagated_one_at_a_time_give_the_sums_gradient():
+    model = with_lora(tiny_llava())
+    perturb(model, 0.3)
+    model.eval()  # no dropout: both computations must see the same model
+    forget, retain = make_batch(7), make_batch(8)
+    step = step_for(model, forget, retain, kl_lambda=0.5)
+    loss = get_method("ga_klr").fn(step) / 2
+    loss.backward()
+    sequential = _grads(model)
+    model.zero_grad(set_to_none=True)
+    ref_logits = reference_logits(model, retain)
+    eager = (-answer_token_nll(policy(model)(forget), forget["labels"])
+             + 0.5 * answer_token_kl(ref_logits, policy(model)(retain), retain["labels"])) / 2
+    eager.backward()
+    assert torch.allclose(sequential, _grads(model), atol=1e-6)
+    assert loss.item() == pytest.approx(eager.item(), abs=1e-6)
+
+
+def test_sequential_loss_has_no_value_before_backward():
+    model = with_lora(tiny_llava())
+    loss = get_method("ga_klr").fn(step_for(model, make_batch(1), make_batch(2)))
+    with pytest.raises(ReproError, match="only after backward"):
+        loss.item()

@@ -44,6 +44,11 @@ def to_tables(result: dict) -> str:
     out.append(f"ref_mem_overhead (GA+KLR / GA) {_f(r['ref_mem_overhead'], 3)}, "
                f"deep-copied reference (GA+KLR deepcopy / GA) {_f(r['deepcopy_mem_overhead'], 3)}, "
                f"deep copy / kit's GA+KLR {_f(r['deepcopy_vs_kit_mem'], 3)}\n")
+    grid = r.get("paper_grid_projection")
+    if grid:
+        out.append(tabulate(list(grid["seconds_by_stage"].items()) + [["total (hours)", grid["hours"]]],
+                            headers=["paper grid, projected", "seconds"]))
+        out.append("")
     if r["stage_seconds"] is not None:
         out.append(tabulate(list(r["stage_seconds"].items()), headers=["stage of `all`", "seconds"]))
         out.append("")

@@ -7,14 +7,15 @@ import platform
 
 import torch
 
-from repro.bench import evaluation, flops, memory, output, stages, training
+from repro.bench import evaluation, flops, memory, output, projection, stages, training
 from repro.bench.baselines import BASELINE_NOTE
 from repro.bench.shapes import SHAPES, check_fits, shape_overrides
 from repro.bench.workload import load, prepare
 from repro.config import load_profile
 from repro.errors import ReproError
 
-WARMUP_NOTE = f"both scorers first run on {evaluation.WARMUP_ITEMS} questions untimed"
+WARMUP_NOTE = (f"each scorer first runs untimed: the batched ones on a full batch, the baseline on "
+               f"{evaluation.WARMUP_ITEMS} questions")
 MEMORY_STEPS = 3  # the peak is reached by the second step (AdamW's state exists from the first)
 
 
@@ -47,6 +48,8 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
                                           min(steps, MEMORY_STEPS))
     qps = ev["qps"]
     mfu = flops.report(w.model, ev, train, _device_name(w.device)) if cuda else None
+    train_rates = {s: t["samples_per_s"] for s, t in train.items()}
+    grid = projection.project(w.pool, train_rates, qps["profile_scoring"]) if shape else None
     weights = (f"--shape {shape}: built from config with random weights" if shape else
                f"the profile's base model ({profile.model.source}"
                + ((", pre-trained here and cached" if profile.pretrain.steps else ", not pre-trained: pretrain.steps=0")
@@ -74,6 +77,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
         "deepcopy_vs_kit_mem": _ratio(peaks.get(training.DEEPCOPY), peaks.get("ga_klr")),
         "stage_seconds": seconds_by_stage,
         "mfu": mfu,
+        "paper_grid_projection": grid,
         "method_notes": {
             "model": weights,
             "eval": (f"{ev['items']} questions sampled with the profile's seed from the fine-tuning pool's "
@@ -94,6 +98,9 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
                     "frozen weights get no weight gradients, so this convention overstates the useful work), "
                     "N = parameters less the input embedding table" if cuda
                     else "not reported on CPU (MFU is against a GPU's bf16 peak)"),
+            "projection": (projection.__doc__.split("\n\n")[0].replace("\n", " ") + "; evaluation at the "
+                           "profile's scoring rate; examples per person from the bench's data"
+                           if shape else "only with --shape (the paper grid at paper scale)"),
             "stages": ("from RUN_DIR/stages.json written by `pulse-repro all`" if seconds_by_stage is not None
                        else "omitted: give --run-dir RUN_DIR of a finished `pulse-repro all` run"),
         },

@@ -61,6 +61,12 @@ def build_shaped_model(m: ModelConfig, texts: list[str], shape: str, seed: int, 
     vocab = SHAPES[shape]["vocab"]
     check_fits(m, vocab, device, shape)
     tokenizer = build_word_tokenizer(texts)
+    # Filler words up to the shape's vocabulary: its LM head does the real model's FLOPs, and a random
+    # model's greedy first token decodes to a word (as LLaVA's "A" does), so the letter scorer takes its
+    # one-forward path instead of falling back to generation on undecodable ids.
+    fillers = vocab - len(tokenizer)
+    if fillers > 0:
+        tokenizer = build_word_tokenizer([*texts, " ".join(f"filler{i:05d}" for i in range(fillers))])
     previous = torch.get_default_dtype()
     torch.set_default_dtype(resolve_dtype(m.dtype, device))
     try:

@@ -93,7 +93,8 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
                 preds[it.uid] = parse_letter(text)
             continue
         enc = _encode(processor, [it.prompt for it in batch], batch, max_length, model.device)
-        first = model(**enc).logits[:, -1, :].argmax(-1).tolist()  # left padding: last column is next token
+        # left padding: the last column predicts the next token; the LM head runs on that column alone
+        first = model(**enc, logits_to_keep=1).logits[:, -1, :].argmax(-1).tolist()
         fallback = []
         for it, token in zip(batch, first):
             # Decoded as generate + parse decodes: a special or whitespace first token shows nothing,
@@ -135,7 +136,7 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
                       disable=None):
         enc = encode_prompts(processor, [it.context for it in batch], [_image(it) for it in batch], max_length)
         enc = {k: v.to(model.device) for k, v in enc.items()}
-        logp = torch.log_softmax(model(**enc).logits[:, -1, :].float(), dim=-1)
+        logp = torch.log_softmax(model(**enc, logits_to_keep=1).logits[:, -1, :].float(), dim=-1)
         for row, it in enumerate(batch):
             for letter, token in single[it.uid].items():
                 scores[(it.uid, letter)] = logp[row, token].item()

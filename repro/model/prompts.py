@@ -108,9 +108,9 @@ def encode_training_batch(
     for row in range(len(items)):
         full = batch["input_ids"][row]
         n_prompt = int(prompt_ids["attention_mask"][row].sum())
-        start = 0
-        while start < n_prompt and prompt_ids["input_ids"][row, start] == full[start]:
-            start += 1
+        n = min(n_prompt, full.shape[0])
+        differ = (prompt_ids["input_ids"][row, :n] != full[:n]).nonzero()
+        start = int(differ[0, 0]) if len(differ) else n  # the common prefix, in one tensor op
         labels[row, :start] = IGNORE
         if not (labels[row] != IGNORE).any():
             raise ReproError(

@@ -7,13 +7,14 @@ Adding a method (its PULSE scores then sit next to GA, GA+KLR and NPO):
         return -answer_token_nll(step.policy(step.forget), step.forget["labels"]) + ...
 
 and list its name in the profile's `unlearn.methods`. The function returns the scalar loss to
-minimise for one optimisation step; `needs_retain` / `needs_reference` tell the trainer whether to
+minimise for one optimisation step (or a `SequentialLoss` of terms, back-propagated one at a time to
+save memory); `needs_retain` / `needs_reference` tell the trainer whether to
 draw a retain batch and whether the method reads the reference model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
@@ -32,6 +33,37 @@ class UnlearnStep:
     policy: Callable[[dict], Tensor]  # logits under the model being trained (with grad)
     reference: Callable[[dict], Tensor]  # logits under the reference model (no grad)
     cfg: UnlearnConfig
+
+
+class SequentialLoss:
+    """A sum of loss terms back-propagated one at a time: each term's graph is freed before the next
+    term's forward runs, so the peak memory is the largest term's, not the sum of them (GA+KLR: the
+    forget graph, then the retain graph with the reference logits). The gradient is the sum's.
+    It stands in for a scalar loss where the trainer uses one: `* c`, `/ c`, `backward()`, then `item()`."""
+
+    def __init__(self, terms: Sequence[Callable[[], Tensor]], scale: float = 1.0):
+        self.terms, self.scale, self._value = tuple(terms), scale, None
+
+    def __mul__(self, c: float) -> SequentialLoss:
+        return SequentialLoss(self.terms, self.scale * float(c))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, c: float) -> SequentialLoss:
+        return SequentialLoss(self.terms, self.scale / float(c))
+
+    def backward(self) -> None:
+        total = 0.0
+        for term in self.terms:
+            value = term() * self.scale
+            value.backward()
+            total += value.item()
+        self._value = total
+
+    def item(self) -> float:
+        if self._value is None:
+            raise ReproError("a SequentialLoss has a value only after backward()")
+        return self._value
 
 
 @dataclass(frozen=True)
@@ -83,12 +115,15 @@ def ga(step: UnlearnStep) -> Tensor:
 
 # GA + KL on retain data: Yao, Xu & Liu, "Large language model unlearning" (NeurIPS 2024).
 @register("ga_klr", needs_retain=True, needs_reference=True)
-def ga_klr(step: UnlearnStep) -> Tensor:
+def ga_klr(step: UnlearnStep) -> SequentialLoss:
     retain = _retain(step)
-    # the reference forward runs first: disabling the adapter toggles requires_grad on its weights
-    ref_logits = step.reference(retain).detach()
-    kl = answer_token_kl(ref_logits, step.policy(retain), retain["labels"])
-    return _ga(step) + step.cfg.kl_lambda * kl
+
+    def kl() -> Tensor:
+        # the reference forward runs first: disabling the adapter toggles requires_grad on its weights
+        ref_logits = step.reference(retain).detach()
+        return step.cfg.kl_lambda * answer_token_kl(ref_logits, step.policy(retain), retain["labels"])
+
+    return SequentialLoss([lambda: _ga(step), kl])
 
 
 # NPO: Zhang, Lin, Bai & Mei, "Negative preference optimization" (COLM 2024), eq. 3.
