@@ -70,8 +70,21 @@ def _env() -> dict:
             "TQDM_DISABLE": "1"}
 
 
+def _adapter_units(run_dir: Path) -> set[str]:
+    return {p.name for p in (run_dir / "units").glob("adapter-*.safetensors")}
+
+
 def assert_resumes_to_clean(run_dir: Path, clean: Path) -> None:
-    run_protocol(micro_profile(), run_dir)  # the resume: same profile, same run directory
+    from repro.experiments import unlearn
+
+    kept, trained = _adapter_units(run_dir), []
+    with pytest.MonkeyPatch.context() as mp:  # count the unlearning requests the resume trains
+        real = unlearn.optimise
+        mp.setattr(unlearn, "optimise", lambda *a, **kw: trained.append(1) or real(*a, **kw))
+        run_protocol(micro_profile(), run_dir)  # the resume: same profile, same run directory
+    # only the requests whose adapter was not yet written are trained again
+    assert len(trained) == len(_adapter_units(run_dir) - kept)
+    assert _adapter_units(run_dir) == _adapter_units(clean)
     assert by_identity(run_dir / "results.jsonl") == by_identity(clean / "results.jsonl")
     # Order cannot differ: the protocol's order is fixed and a resume appends only what is missing, in
     # that order. So the files match byte for byte (records carry no timestamps).

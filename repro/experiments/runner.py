@@ -144,11 +144,6 @@ class Runner:
 
     def sustainability(self, methods, targets) -> None:
         s = self.session
-        if self.profile.unlearn.reference != "request":
-            # Each request merges its adapter, so the disabled-adapter reference is the model at the start
-            # of that request; "original" would need one adapter kept across requests. Refuse, not mislabel.
-            raise ReproError(f"unlearn.reference = {self.profile.unlearn.reference!r} is not supported for "
-                             "chained requests; use 'request'")
         start = s.finetuned()
         shards = [s.people(keys) for keys in s.fictional_splits["shards"]]
         splits = {"unlearn": s.people(s.fictional_splits["unlearn"]),

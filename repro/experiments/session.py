@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
 import torch
+from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from repro import distributed
@@ -22,6 +24,7 @@ from repro.data.records import Person
 from repro.data.source import resolve_source
 from repro.data.splits import build_fictional_splits, build_manifest, data_hash, load_scores, write_manifest
 from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
+from repro.errors import ReproError
 from repro.eval.items import Item, mmbench_items, person_items
 from repro.eval.scoring import predict
 from repro.hashing import key_of, seed_from_key
@@ -44,6 +47,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PULSE_CACHE", ".pulse-cache"))
 
 
+@dataclass(frozen=True)
+class Adapter:
+    """An unlearned model: a LoRA adapter (units/adapter-KEY.safetensors) over its parent model."""
+
+    parent: str  # the key of the model the adapter is applied to
+    target: str  # the update target it was trained with ("llm" or "proj+llm")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -60,7 +71,9 @@ class Session:
         dist = distributed.current()  # None when alone; under a launcher, this rank's device
         self.device = (dist.device if dist is not None
                        else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-        self._states: dict[str, dict[str, torch.Tensor]] = {}  # model key -> CPU weights
+        self._states: dict[str, dict[str, torch.Tensor]] = {}  # base and fine-tuned: key -> CPU weights
+        # Unlearned models are kept as their adapters (MBs, not a copy of the model each), on disk.
+        self._adapters: dict[str, Adapter] = {}
         self._live_key: str | None = None
         torch.manual_seed(profile.seed)
 
@@ -150,12 +163,63 @@ class Session:
         return self._model_and_processor[1]
 
     def model(self, key: str):
-        """The live model holding the weights of `key` (one copy of the model per process)."""
+        """The live model holding the weights of `key` (one copy of the model per process): full weights
+        loaded, or the parent's rebuilt and the adapter merged into them."""
         model = self._model_and_processor[0]
-        if self._live_key != key:
+        if self._live_key == key:
+            return model
+        if key in self._states:
             model.load_state_dict(self._states[key])
-            self._live_key = key
+        elif self.has_model(key):
+            merge(self.attach_adapter(key)).eval()
+        else:
+            raise ReproError(f"model {key} is not known to this run (no kept weights, no units/adapter-{key})")
+        self._live_key = key
         return model
+
+    # ---- unlearned models: adapters over a parent -------------------------------------------
+    def adapter_unit(self, key: str) -> Path:
+        return self.units / f"adapter-{key}.safetensors"
+
+    def adapter(self, key: str) -> Adapter | None:
+        """What unlearned model `key` is made of, or None for the base and fine-tuned models."""
+        return self._adapters.get(key) if self.has_model(key) else None
+
+    def has_model(self, key: str) -> bool:
+        """Whether `key` can be built without training: weights kept, or its adapter unit written
+        (found on disk after an interruption: only the request that was in flight is trained again)."""
+        if key in self._states or key in self._adapters:
+            return True
+        path = self.adapter_unit(key)
+        meta = distributed.rank0_decides(_unit_metadata(path) if path.exists() else None)
+        if meta is None:
+            return False
+        self._adapters[key] = Adapter(meta["parent"], meta["target"])
+        return True
+
+    def attach_adapter(self, key: str) -> PeftModel:
+        """The parent of `key` live, with `key`'s adapter attached (trainable: a chain may go on with it)."""
+        spec = self._adapters[key]
+        peft_model = attach_lora(self.model(spec.parent), self.profile.finetune, spec.target)
+        path = self.adapter_unit(key)
+        dist = distributed.current()
+        weights = (load_file(str(path)) if dist is None
+                   else dist.broadcast(load_file(str(path)) if dist.is_main else None))
+        result = set_peft_model_state_dict(peft_model, weights)
+        if result.unexpected_keys:
+            raise ReproError(f"{path}: weights that fit no adapter module: {result.unexpected_keys[:3]}")
+        return peft_model
+
+    def keep_adapter(self, key: str, spec: Adapter, peft_model: PeftModel) -> None:
+        """Write `key`'s adapter as a unit (rank 0, atomically) and remember what it is made of."""
+        if distributed.is_main():
+            path = self.adapter_unit(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(peft_model).items()}
+            save_file(weights, str(tmp), metadata={"parent": spec.parent, "target": spec.target})
+            os.replace(tmp, path)
+        self._adapters[key] = spec
 
     def remember(self, key: str, model) -> None:
         self._states[key] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -257,6 +321,16 @@ class Session:
         if not self.profile.eval.mmbench_circular:
             items = [it for it in items if it.group == int(it.uid)]
         return items
+
+
+def _unit_metadata(path: Path) -> dict | None:
+    """The (parent, target) an adapter unit was written with; None for a file that is not one."""
+    try:
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError):  # a torn or foreign file: the request is trained again and the unit rewritten
+        return None
+    return meta if {"parent", "target"} <= set(meta) else None
 
 
 def write_split_manifest(profile: Profile, out: Path, scores_file: Path | None, data_dir: Path | None) -> None:

@@ -1,5 +1,11 @@
-"""One unlearning request: a fresh LoRA adapter trained on the forget shard with a registered method,
-then merged, so that chained requests compose (DESIGN.md section 4)."""
+"""One unlearning request: a LoRA adapter trained on the forget shard with a registered method, kept as
+a unit (units/adapter-KEY.safetensors) and merged for evaluation (DESIGN.md section 4).
+
+`unlearn.reference` says what a chained request starts from:
+- "request": a fresh adapter over the previous request's merged model, so the reference (the adapter
+  disabled) is the model at the start of this request;
+- "original": the previous request's adapter trained on, over the chain's first model, so the
+  reference stays the model before any unlearning."""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from dataclasses import asdict
 import torch
 
 from repro.data.records import Person
+from repro.errors import ReproError
+from repro.experiments.session import Adapter
 from repro.hashing import key_of, seed_from_key
 from repro.model.lora import attach_lora, merge
 from repro.train.examples import knowledge_examples
@@ -28,14 +36,19 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
                     target: str) -> tuple[str, list[float]]:
     """Unlearn `forget` from model `start_key`; returns the new model's key and the step losses."""
     key = request_key(start_key, forget, retain, method, target, session)
-    if key in session._states:
+    if session.has_model(key):  # trained before (in this process, or a unit left by an interrupted run)
         return key, []
     cfg = session.profile.unlearn
     spec = get_method(method)
-    model = session.model(start_key)
+    previous = session.adapter(start_key)
+    go_on = cfg.reference == "original" and previous is not None
+    if go_on and previous.target != target:
+        raise ReproError(f"request on {start_key} ({previous.target}) cannot go on with target {target}")
     torch.manual_seed(seed_from_key(key))
     # LoRA shape (r, alpha, dropout, regex) as in fine-tuning: MLLMU-Bench uses one LoRA setting for both.
-    peft_model = attach_lora(model, session.profile.finetune, target)
+    peft_model = (session.attach_adapter(start_key) if go_on
+                  else attach_lora(session.model(start_key), session.profile.finetune, target))
+    parent = previous.parent if go_on else start_key
     # The same data a person was fine-tuned on (MLLMU-Bench unlearns on the forget set's training QA).
     forget_ex = knowledge_examples(forget, session.profile.finetune)
     retain_ex = knowledge_examples(retain, session.profile.finetune)
@@ -68,9 +81,9 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
         peft_model.unload().eval()
         session._live_key = None
         raise
-    merged = merge(peft_model)
-    merged.eval()
-    session.remember(key, merged)
+    session.keep_adapter(key, Adapter(parent, target), peft_model)
+    merge(peft_model).eval()
+    session._live_key = key
     return key, losses
 
 

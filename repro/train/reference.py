@@ -8,8 +8,8 @@ The reference (DESIGN.md section 4) is the same PeftModel with its adapter disab
 What the base weights are is the caller's contract, set by `UnlearnConfig.reference`:
 - "request":  merge the previous request's adapter into the base and attach a fresh one at the
   start of each request, so the disabled-adapter model is the model at the start of this request;
-- "original": keep training the one adapter across requests (never merge), so the
-  disabled-adapter model stays the pre-unlearning model.
+- "original": train the chain's one adapter on across requests, over the chain's first model (merged
+  only for evaluation), so the disabled-adapter model stays the pre-unlearning model.
 """
 
 from __future__ import annotations
