@@ -15,7 +15,8 @@ from repro.config import load_profile
 from repro.errors import ReproError
 
 WARMUP_NOTE = (f"each scorer first runs untimed: the batched ones on a full batch, the baseline on "
-               f"{evaluation.WARMUP_ITEMS} questions")
+               f"{evaluation.WARMUP_ITEMS} questions; the batched scorers' figure is the faster of "
+               f"{evaluation.TIMED_RUNS} timed runs, the baseline's one run")
 MEMORY_STEPS = 3  # the peak is reached by the second step (AdamW's state exists from the first)
 
 
