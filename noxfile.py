@@ -5,7 +5,7 @@
     nox -s lint                                         ruff
     nox -s sustainability -- --profile llava-1.5-13b    pulse-repro run sustainability --profile llava-1.5-13b
     nox -s all -- --profile tiny                        pulse-repro all --profile tiny
-    nox -s verify -- runs/tiny                          pulse-repro verify runs/tiny
+    nox -s verify -- runs/tiny                          pulse-repro verify runs/tiny, then pytest --results runs/tiny
     nox -s bench -- ...                                 pulse-repro bench ...
     nox -s docker                                       build Dockerfile.cuda, run `all --profile tiny` in it
 
@@ -99,11 +99,16 @@ def all_experiments(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def verify(session: nox.Session) -> None:
-    """pulse-repro verify POSARGS against a finished run (e.g. nox -s verify -- runs/tiny)."""
-    if not session.posargs:
+    """A finished run against its golden file (pulse-repro verify RUN_DIR: every number and claim, as a
+    table), then the paper's numbers and claims as pytest tests (pytest --results RUN_DIR: one test each,
+    for CI's test report). E.g. nox -s verify -- runs/llava-1.5-13b."""
+    if len(session.posargs) != 1:
         session.error("give the run directory: nox -s verify -- runs/<profile>")
+    run_dir = session.posargs[0]
     install_kit(session)
-    session.run("pulse-repro", "verify", *session.posargs)
+    session.run("pulse-repro", "verify", run_dir)
+    session.run("python", "-m", "pytest", "-q", "tests/test_paper_golden.py", "--results", run_dir,
+                "-p", "no:cacheprovider")
 
 
 @nox.session(default=False)

@@ -349,3 +349,26 @@ def test_entrypoint_local_model_dir_needs_no_hub(entrypoint, tmp_path):
     profile = _profile(source=str(tmp_path), mllmu=str(tmp_path))
     profile.data.mmbench = str(tmp_path)
     assert entrypoint.hub_needs(profile) == []
+
+
+# ---- GPU CI workflow ---------------------------------------------------------------------------------
+WORKFLOW = ROOT / ".github" / "workflows" / "gpu.yml"
+
+
+def test_gpu_workflow_runs_every_experiment_session_in_the_image_then_verify():
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("noxfile", ROOT / "noxfile.py")
+    noxfile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(noxfile)
+    flow = yaml.safe_load(WORKFLOW.read_text())
+    jobs = flow["jobs"]
+    assert jobs["experiment"]["strategy"]["matrix"]["experiment"] == list(noxfile.EXPERIMENTS)
+    cell = " ".join(step.get("run", "") for step in jobs["experiment"]["steps"])
+    assert "--gpus all" in cell and '"$IMAGE"' in cell and "--no-venv -s" in cell
+    assert "experiment" in jobs["verify"]["needs"]
+    final = " ".join(step.get("run", "") for step in jobs["verify"]["steps"])
+    assert "-s verify" in final
+    # the image the cells run is the one built from Dockerfile.cuda, with the tools they call
+    assert "docker build -f Dockerfile.cuda" in " ".join(s.get("run", "") for s in jobs["image"]["steps"])
+    assert {"nox", "pytest"} <= set(read_pins(LOCK))
