@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("all", help="run every experiment, then write the report")
     _profile_args(p)
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<profile>)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run the protocol's independent cells (experiment x method x target) as up to N "
+                        "processes, one GPU each (round robin over the visible GPUs; on CPU, the cores "
+                        "shared out), into this one run directory; then one report (default: 1, in this "
+                        "process)")
 
     p = sub.add_parser("report", help="write tables and figures for a run directory")
     p.add_argument("run_dir", type=Path)
@@ -146,6 +151,11 @@ def _dispatch(args) -> int:
 
     if args.command == "run":
         return run_experiment(args.profile_obj, _run_dir(args), args.experiment, args.method, args.target)
+    if args.jobs != 1:
+        from repro.experiments.grid import run_grid
+
+        cell_args = ["--profile", args.profile, *(x for o in args.overrides for x in ("--set", o))]
+        return run_grid(args.profile_obj, _run_dir(args), args.jobs, cell_args)
     return run_all(args.profile_obj, _run_dir(args))
 
 

@@ -215,7 +215,7 @@ class Session:
         if distributed.is_main():
             path = self.adapter_unit(key)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # unique: cells of a grid share units
             weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(peft_model).items()}
             save_file(weights, str(tmp), metadata={"parent": spec.parent, "target": spec.target})
             os.replace(tmp, path)
@@ -291,7 +291,7 @@ class Session:
         model = merge(peft_model)
         if distributed.is_main():
             self.units.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # unique: cells of a grid share units
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
             os.replace(tmp, path)
         self.remember(key, model)
