@@ -317,7 +317,7 @@ def _profile(name="llava-1.5-13b", source="llava-hf/llava-1.5-13b-hf", mllmu="hf
 
 def test_entrypoint_gpu_profile_without_gpu_is_one_clear_line(entrypoint, tmp_path):
     argv = ["all", "--profile", "llava-1.5-13b", "--out", str(tmp_path / "o")]
-    with pytest.raises(entrypoint.Preflight, match=r"needs a CUDA GPU \(>= 40 GB memory\).*--gpus all"):
+    with pytest.raises(entrypoint.Preflight, match=r"needs a CUDA GPU \(80 GB class, measured peak 62 GB memory\).*--gpus all"):
         entrypoint.preflight(argv, {}, _profile(), cuda_available=lambda: False, hub_reachable=lambda e: True)
     tiny = _profile("tiny", "tiny", "world")
     tiny.data.mmbench = "world"

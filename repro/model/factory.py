@@ -107,7 +107,7 @@ def build_tiny_model(
 
 
 def resolve_dtype(dtype: str, device: torch.device | str) -> torch.dtype:
-    """`auto`: bf16 on CUDA (the paper's 13B fits in 40 GB), fp32 on CPU (bf16 matmuls are slow there)."""
+    """`auto`: bf16 on CUDA (the paper's 13B: 26 GB of weights), fp32 on CPU (bf16 matmuls are slow there)."""
     if dtype == "auto":
         return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     table = {
