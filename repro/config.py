@@ -99,7 +99,7 @@ class UnlearnConfig:
     beta: float = 0.1
     kl_lambda: float = 1.0
     reference: str = "request"  # "request": model at the start of each request; "original": the model
-    # before the first request of a chain (its adapter goes on across requests); see repro/experiments/unlearn.py
+    # before the first request of a chain; see repro/experiments/unlearn.py
 
 
 @dataclass(frozen=True)

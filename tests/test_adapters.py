@@ -50,14 +50,13 @@ def test_a_chain_is_rebuilt_exactly_from_its_units_in_a_new_session(tmp_path, mo
     assert torch.equal(_logits(again.model(keys[-1]), again), live)
 
 
-def test_each_request_has_its_own_parent_under_request_and_the_chains_first_model_under_original(tmp_path):
-    request = _session(tmp_path / "r")
-    start, keys, _ = _chain(request, "ga")
-    assert [request.adapter(k).parent for k in keys] == [start, keys[0]]
-    original = _session(tmp_path / "o", "unlearn.reference=original")
-    start, keys, _ = _chain(original, "ga")
-    assert [original.adapter(k).parent for k in keys] == [start, start]
-    assert original.adapter(start) is None  # the fine-tuned model is kept whole, not as an adapter
+def test_every_request_trains_a_fresh_adapter_over_its_start_and_remembers_its_chains_root(tmp_path):
+    for mode in ("request", "original"):
+        session = _session(tmp_path / mode, f"unlearn.reference={mode}")
+        start, keys, _ = _chain(session, "ga")
+        assert [session.adapter(k).parent for k in keys] == [start, keys[0]]
+        assert [session.adapter(k).root for k in keys] == [start, start]
+        assert session.adapter(start) is None  # the fine-tuned model is kept whole, not as an adapter
 
 
 def test_npo_reference_is_the_request_start_or_the_original_model(tmp_path):
@@ -82,3 +81,23 @@ def test_a_torn_adapter_unit_is_trained_again(tmp_path):
     again.finetuned()
     _, _, losses = _chain(again, "ga", n=1)
     assert losses[0], "a torn unit was taken for a trained model"
+
+
+def test_frozen_reference_gives_the_models_logits_at_the_answer_positions(tmp_path):
+    from repro.errors import ReproError
+    from repro.train.reference import FrozenReference, model_logits
+
+    session = _session(tmp_path)
+    model = session.model(session.finetuned())
+    people = session.people(session.fictional_splits["unlearn"])
+    examples = person_examples(people[:2])
+    batch, other = session.encode(examples[:3]), session.encode(examples[3:5])
+    frozen = FrozenReference(model, [session.encode(examples[:1]), session.encode(examples[1:3])])
+    with torch.no_grad():
+        want = model_logits(model.eval(), batch)
+    got = frozen(batch)  # the same examples in another grouping
+    answers = batch["labels"][:, 1:] != -100
+    assert torch.allclose(got[:, :-1][answers], want[:, :-1][answers], atol=1e-5)
+    assert not got[:, :-1][~answers].any()  # nothing but the answer positions is read or kept
+    with pytest.raises(ReproError, match="no logits for an example"):
+        frozen(other)

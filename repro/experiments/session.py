@@ -53,6 +53,7 @@ class Adapter:
 
     parent: str  # the key of the model the adapter is applied to
     target: str  # the update target it was trained with ("llm" or "proj+llm")
+    root: str  # the first model of its chain of requests (the reference under reference="original")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -194,11 +195,11 @@ class Session:
         meta = distributed.rank0_decides(_unit_metadata(path) if path.exists() else None)
         if meta is None:
             return False
-        self._adapters[key] = Adapter(meta["parent"], meta["target"])
+        self._adapters[key] = Adapter(meta["parent"], meta["target"], meta["root"])
         return True
 
     def attach_adapter(self, key: str) -> PeftModel:
-        """The parent of `key` live, with `key`'s adapter attached (trainable: a chain may go on with it)."""
+        """The parent of `key` live, with `key`'s adapter attached."""
         spec = self._adapters[key]
         peft_model = attach_lora(self.model(spec.parent), self.profile.finetune, spec.target)
         path = self.adapter_unit(key)
@@ -217,7 +218,7 @@ class Session:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # unique: cells of a grid share units
             weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(peft_model).items()}
-            save_file(weights, str(tmp), metadata={"parent": spec.parent, "target": spec.target})
+            save_file(weights, str(tmp), metadata={"parent": spec.parent, "target": spec.target, "root": spec.root})
             os.replace(tmp, path)
         self._adapters[key] = spec
 
@@ -324,13 +325,13 @@ class Session:
 
 
 def _unit_metadata(path: Path) -> dict | None:
-    """The (parent, target) an adapter unit was written with; None for a file that is not one."""
+    """The (parent, target, root) an adapter unit was written with; None for a file that is not one."""
     try:
         with safe_open(str(path), "pt") as fh:
             meta = fh.metadata() or {}
     except (SafetensorError, OSError):  # a torn or foreign file: the request is trained again and the unit rewritten
         return None
-    return meta if {"parent", "target"} <= set(meta) else None
+    return meta if {"parent", "target", "root"} <= set(meta) else None
 
 
 def write_split_manifest(profile: Profile, out: Path, scores_file: Path | None, data_dir: Path | None) -> None:

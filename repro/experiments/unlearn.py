@@ -1,11 +1,11 @@
-"""One unlearning request: a LoRA adapter trained on the forget shard with a registered method, kept as
-a unit (units/adapter-KEY.safetensors) and merged for evaluation (DESIGN.md section 4).
+"""One unlearning request: a fresh LoRA adapter over the start model, trained on the forget shard with a
+registered method, kept as a unit (units/adapter-KEY.safetensors) and merged, so that chained requests
+compose (DESIGN.md section 4).
 
-`unlearn.reference` says what a chained request starts from:
-- "request": a fresh adapter over the previous request's merged model, so the reference (the adapter
-  disabled) is the model at the start of this request;
-- "original": the previous request's adapter trained on, over the chain's first model, so the
-  reference stays the model before any unlearning."""
+`unlearn.reference` says what the KL / NPO reference of a chained request is:
+- "request": the model at the start of the request (the adapter disabled);
+- "original": the chain's first model (the model before any unlearning), whose logits are taken once
+  before the request trains (repro/train/reference.py, FrozenReference)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,13 @@ from dataclasses import asdict
 import torch
 
 from repro.data.records import Person
-from repro.errors import ReproError
 from repro.experiments.session import Adapter
 from repro.hashing import key_of, seed_from_key
 from repro.model.lora import attach_lora, merge
 from repro.train.examples import knowledge_examples
 from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
 from repro.train.methods import UnlearnStep, get_method
-from repro.train.reference import policy, reference
+from repro.train.reference import FrozenReference, policy, reference
 
 
 def request_key(start_key: str, forget: list[Person], retain: list[Person], method: str, target: str,
@@ -41,22 +40,23 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
     cfg = session.profile.unlearn
     spec = get_method(method)
     previous = session.adapter(start_key)
-    go_on = cfg.reference == "original" and previous is not None
-    if go_on and previous.target != target:
-        raise ReproError(f"request on {start_key} ({previous.target}) cannot go on with target {target}")
-    torch.manual_seed(seed_from_key(key))
-    # LoRA shape (r, alpha, dropout, regex) as in fine-tuning: MLLMU-Bench uses one LoRA setting for both.
-    peft_model = (session.attach_adapter(start_key) if go_on
-                  else attach_lora(session.model(start_key), session.profile.finetune, target))
-    parent = previous.parent if go_on else start_key
+    root = previous.root if previous is not None else start_key  # the chain's first model
     # The same data a person was fine-tuned on (MLLMU-Bench unlearns on the forget set's training QA).
     forget_ex = knowledge_examples(forget, session.profile.finetune)
     retain_ex = knowledge_examples(retain, session.profile.finetune)
     steps = cfg.epochs * batches_per_epoch(forget_ex, cfg.batch_size) // cfg.grad_accum
     seed = session.profile.seed
+    frozen = None
+    if cfg.reference == "original" and root != start_key and spec.needs_reference:
+        examples = forget_ex + (retain_ex if spec.needs_retain else [])
+        frozen = FrozenReference(session.model(root), (session.encode(b) for b in
+                                                       shuffled_batches(examples, cfg.batch_size, 1, seed)))
+    torch.manual_seed(seed_from_key(key))
+    # LoRA shape (r, alpha, dropout, regex) as in fine-tuning: MLLMU-Bench uses one LoRA setting for both.
+    peft_model = attach_lora(session.model(start_key), session.profile.finetune, target)
     retain_batches = itertools.cycle(list(shuffled_batches(retain_ex, cfg.batch_size, 1, seed + 1))) \
         if spec.needs_retain else None
-    pol, ref = policy(peft_model), reference(peft_model, cfg.reference)
+    pol, ref = policy(peft_model), frozen if frozen is not None else reference(peft_model, cfg.reference)
     forget_batches = shuffled_batches(forget_ex, cfg.batch_size, cfg.epochs, seed)
     if retain_batches is not None:
         # (forget, retain) pairs, drawn in the order one process draws them, so that under a launcher
@@ -81,7 +81,7 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
         peft_model.unload().eval()
         session._live_key = None
         raise
-    session.keep_adapter(key, Adapter(parent, target), peft_model)
+    session.keep_adapter(key, Adapter(start_key, target, root), peft_model)
     merge(peft_model).eval()
     session._live_key = key
     return key, losses

@@ -8,13 +8,15 @@ The reference (DESIGN.md section 4) is the same PeftModel with its adapter disab
 What the base weights are is the caller's contract, set by `UnlearnConfig.reference`:
 - "request":  merge the previous request's adapter into the base and attach a fresh one at the
   start of each request, so the disabled-adapter model is the model at the start of this request;
-- "original": train the chain's one adapter on across requests, over the chain's first model (merged
-  only for evaluation), so the disabled-adapter model stays the pre-unlearning model.
+- "original": each request still trains a fresh adapter over the previous request's merged model, but
+  its reference is the chain's first model, whose weights are no longer under the adapter: its logits
+  are taken once before the request trains (`FrozenReference`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
 
 import torch
 from peft import PeftModel
@@ -62,3 +64,54 @@ def reference_logits(model: nn.Module, batch: dict, mode: str = "request") -> Te
 def reference(model: nn.Module, mode: str = "request") -> Callable[[dict], Tensor]:
     """batch -> reference logits; cheap to build, runs only when a method asks for it."""
     return lambda batch: reference_logits(model, batch, mode)
+
+
+def _row_key(batch: dict, row: int) -> bytes:
+    """An example's identity within any batch: its tokens (padding dropped) and its image's pixels."""
+    digest = hashlib.sha256()
+    ids = batch["input_ids"][row][batch["attention_mask"][row].bool()]
+    digest.update(ids.detach().cpu().numpy().tobytes())
+    if "pixel_values" in batch:
+        digest.update(batch["pixel_values"][row].detach().float().cpu().numpy().tobytes())
+    return digest.digest()
+
+
+def _answer_logit_positions(labels: Tensor, row: int) -> Tensor:
+    """Positions t whose logits predict an answer token (labels[t + 1] is not ignored)."""
+    return (labels[row, 1:] != -100).nonzero().squeeze(-1)
+
+
+class FrozenReference:
+    """Reference logits taken once, before training, from a model whose weights are then replaced
+    (`unlearn.reference = "original"` in a chain: the chain's first model). Kept per example at its answer
+    positions only (answer tokens x vocabulary, on the CPU), found again by the example's tokens and image
+    whatever batch it comes in, and laid out at the batch's answer positions with zeros elsewhere: the
+    losses read answer positions only (repro/train/losses.py)."""
+
+    def __init__(self, model: nn.Module, batches: Iterable[dict]):
+        self._rows: dict[bytes, Tensor] = {}
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    logits = model_logits(model, batch)
+                    for row in range(logits.shape[0]):
+                        at = _answer_logit_positions(batch["labels"], row)
+                        self._rows[_row_key(batch, row)] = logits[row, at].to("cpu")
+        finally:
+            for module, training in modes:
+                module.training = training
+
+    def __call__(self, batch: dict) -> Tensor:
+        rows = []
+        for row in range(batch["input_ids"].shape[0]):
+            kept = self._rows.get(_row_key(batch, row))
+            if kept is None:
+                raise ReproError("the frozen reference has no logits for an example of this batch")
+            rows.append(kept)
+        B, T = batch["input_ids"].shape
+        out = torch.zeros(B, T, rows[0].shape[-1], dtype=rows[0].dtype, device=batch["input_ids"].device)
+        for row, kept in enumerate(rows):
+            out[row, _answer_logit_positions(batch["labels"], row)] = kept.to(out.device)
+        return out
