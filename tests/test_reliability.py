@@ -401,3 +401,22 @@ def test_different_seeds_give_different_splits(clean_run, tmp_path):
     a, b = (build_fictional_splits(people, profile.splits, seed) for seed in (0, 1))
     assert a["unlearn"] != b["unlearn"] or a["shards"] != b["shards"]
     assert build_fictional_splits(people, profile.splits, 0) == a
+
+
+def test_a_full_disk_is_refused_before_the_fine_tune_starts(clean_run, tmp_path, capsys, monkeypatch):
+    from collections import namedtuple
+
+    from repro.experiments import disk, session
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: usage(10_000, 9_000, 1_000))
+    trained = []
+    real = session.optimise
+    monkeypatch.setattr(session, "optimise", lambda *a, **kw: trained.append(1) or real(*a, **kw))
+    out = tmp_path / "run"
+    assert main(["run", "finetuned", "--out", str(out), *SETS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the base model's loading bar
+    assert err.startswith("pulse-repro: error: not enough free disk in " + str(out / "units")), err
+    assert "fine-tuned model" in err and "MB is free" in err
+    assert not trained, "the fine-tune started although its model could not be written"
+    assert not list((out / "units").glob("model-*"))

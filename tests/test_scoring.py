@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from repro.config import load_profile
 from repro.data.mllmu import load_people
 from repro.data.mmbench import load_mmbench
@@ -80,3 +82,25 @@ def test_metrics_split_by_modality_person_and_circular_group():
     assert person_accuracy(items, preds) == {"p1": 50.0, "p2": 100.0}
     circ = [item("5", "A", group=5), item("1000005", "B", group=5), item("6", "A", group=6)]
     assert circular_accuracy(circ, {"5": "A", "1000005": "A", "6": "A"}) == (50.0, 2)
+
+
+def test_a_batch_that_runs_out_of_gpu_memory_is_scored_in_halves(tmp_path, capsys):
+    import torch
+
+    profile, items, tokenizer = _small_world(tmp_path)
+    model, processor = build_tiny_model(profile.model, tokenizer, seed=0)
+    items = items[:24]
+    want = {s: predict(model, processor, items, s, 1, profile.model.max_length) for s in ("letter", "option-loglik")}
+
+    def small_batches_only(module, args, kwargs):  # a GPU that holds at most 3 sequences at once
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is not None and ids.shape[0] > 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    model.register_forward_pre_hook(small_batches_only, with_kwargs=True)
+    for scoring, expected in want.items():
+        assert predict(model, processor, items, scoring, 16, profile.model.max_length) == expected
+    err = capsys.readouterr().err
+    assert re.search(r"out of GPU memory on a batch of (\d+); scoring it as batches of (\d+) and (\d+)", err)
+    assert all(int(a) + int(b) == int(n) for n, a, b in
+               re.findall(r"a batch of (\d+); scoring it as batches of (\d+) and (\d+)", err))

@@ -9,6 +9,7 @@ first token is whitespace fall back to generation (so do special tokens, which t
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable, Sequence
 
 import torch
@@ -69,6 +70,21 @@ def _encode(processor, prompts: list[str], batch: list[Item], max_length: int, d
     return {k: v.to(device) for k, v in enc.items()}
 
 
+def halving_on_oom(score: Callable[[list], dict], batch: list, desc: str = "eval") -> dict:
+    """`score(batch)`; when the GPU runs out of memory, the batch in two halves (down to one item), and
+    a line on stderr says the batch size it fell back to. Only the batch that did not fit is split."""
+    try:
+        return score(batch)
+    except torch.cuda.OutOfMemoryError:
+        if len(batch) == 1:
+            raise
+        torch.cuda.empty_cache()
+        half = len(batch) // 2
+        print(f"pulse-repro: {desc}: out of GPU memory on a batch of {len(batch)}; scoring it as batches of "
+              f"{half} and {len(batch) - half} (lower eval.batch_size to avoid the retry)", file=sys.stderr)
+        return {**halving_on_oom(score, batch[:half], desc), **halving_on_oom(score, batch[half:], desc)}
+
+
 @torch.no_grad()
 def _generate_text(model, processor, batch: list[Item], max_length: int) -> list[str]:
     enc = _encode(processor, [it.prompt for it in batch], batch, max_length, model.device)
@@ -85,28 +101,32 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
     if mode not in ("fast", "generate"):
         raise ReproError(f"unknown letter scoring mode {mode!r}: use 'fast' or 'generate'")
     tok = processor.tokenizer
-    preds: dict[str, str] = {}
-    batches = _mine(_batches(items, batch_size, lambda it: len(it.prompt)))
-    for batch in tqdm(batches, desc=desc, leave=False, disable=None):
+
+    def letters(batch: list[Item]) -> dict[str, str]:
         if mode == "generate":
-            for it, text in zip(batch, _generate_text(model, processor, batch, max_length)):
-                preds[it.uid] = parse_letter(text)
-            continue
+            return {it.uid: parse_letter(text)
+                    for it, text in zip(batch, _generate_text(model, processor, batch, max_length))}
         enc = _encode(processor, [it.prompt for it in batch], batch, max_length, model.device)
         # left padding: the last column predicts the next token; the LM head runs on that column alone
         first = model(**enc, logits_to_keep=1).logits[:, -1, :].argmax(-1).tolist()
-        fallback = []
+        out, fallback = {}, []
         for it, token in zip(batch, first):
             # Decoded as generate + parse decodes: a special or whitespace first token shows nothing,
             # and only generation can say what comes after it.
             text = tok.decode([token], skip_special_tokens=True)
             if text.strip():
-                preds[it.uid] = parse_letter(text)
+                out[it.uid] = parse_letter(text)
             else:
                 fallback.append(it)
         if fallback:
-            for it, text in zip(fallback, _generate_text(model, processor, fallback, max_length)):
-                preds[it.uid] = parse_letter(text)
+            out.update(zip((it.uid for it in fallback),
+                           map(parse_letter, _generate_text(model, processor, fallback, max_length))))
+        return out
+
+    preds: dict[str, str] = {}
+    batches = _mine(_batches(items, batch_size, lambda it: len(it.prompt)))
+    for batch in tqdm(batches, desc=desc, leave=False, disable=None):
+        preds.update(halving_on_oom(letters, batch, desc))
     if distributed.current() is not None:
         merged = _gathered(preds)
         preds = {it.uid: merged[it.uid] for it in items}
@@ -132,26 +152,33 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
     scores: dict[tuple[str, str], float] = {}
     single = {it.uid: ids for it in items if (ids := _single_token_options(tok, it)) is not None}
     fast = [it for it in items if it.uid in single]
-    for batch in tqdm(_mine(_batches(fast, batch_size, lambda it: len(it.context))), desc=desc, leave=False,
-                      disable=None):
+
+    def single_token_scores(batch: list[Item]) -> dict:
         enc = encode_prompts(processor, [it.context for it in batch], [_image(it) for it in batch], max_length)
         enc = {k: v.to(model.device) for k, v in enc.items()}
         logp = torch.log_softmax(model(**enc, logits_to_keep=1).logits[:, -1, :].float(), dim=-1)
-        for row, it in enumerate(batch):
-            for letter, token in single[it.uid].items():
-                scores[(it.uid, letter)] = logp[row, token].item()
+        return {(it.uid, letter): logp[row, token].item()
+                for row, it in enumerate(batch) for letter, token in single[it.uid].items()}
+
+    for batch in tqdm(_mine(_batches(fast, batch_size, lambda it: len(it.context))), desc=desc, leave=False,
+                      disable=None):
+        scores.update(halving_on_oom(single_token_scores, batch, desc))
     # Options of several tokens: one row per (item, option), the continuation's log-probability summed.
     rows = [(it, letter) for it in items if it.uid not in single for letter in sorted(it.options)]
     pseudo = [Item(f"{i}", "", it.context, {}, "", it.image, it.modality) for i, (it, _) in enumerate(rows)]
-    for batch in tqdm(_mine(_batches(pseudo, batch_size, lambda p: len(p.context))), desc=desc, leave=False,
-                      disable=None):
+
+    def continuation_scores(batch: list[Item]) -> dict:
         picked = [rows[int(p.uid)] for p in batch]
         enc = encode_training_batch(processor, [(it.context, " " + it.options[letter], _image(it))
                                                 for it, letter in picked], max_length)
         enc = {k: v.to(model.device) for k, v in enc.items()}
         logits = model(**{k: v for k, v in enc.items() if k != "labels"}).logits
-        for (it, letter), value in zip(picked, sequence_logprob(logits, enc["labels"]).tolist()):
-            scores[(it.uid, letter)] = value
+        return {(it.uid, letter): value
+                for (it, letter), value in zip(picked, sequence_logprob(logits, enc["labels"]).tolist())}
+
+    for batch in tqdm(_mine(_batches(pseudo, batch_size, lambda p: len(p.context))), desc=desc, leave=False,
+                      disable=None):
+        scores.update(halving_on_oom(continuation_scores, batch, desc))
     scores = _gathered(scores)
     return {it.uid: max(sorted(it.options), key=lambda L: scores[(it.uid, L)]) for it in items}
 

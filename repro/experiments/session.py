@@ -27,6 +27,7 @@ from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
 from repro.errors import ReproError
 from repro.eval.items import Item, mmbench_items, person_items
 from repro.eval.scoring import predict
+from repro.experiments.disk import require_free, weight_bytes
 from repro.hashing import key_of, seed_from_key
 from repro.model.factory import build_tiny_model, check_image_tokens, load_model, save_model
 from repro.model.lora import attach_lora, merge
@@ -150,6 +151,8 @@ class Session:
                 model, processor = build_tiny_model(p.model, build_word_tokenizer(self._all_texts()), p.seed)
                 model.to(self.device)
                 check_image_tokens(model, processor)
+                if distributed.is_main():
+                    require_free(cached.parent, weight_bytes(model), "the pre-trained tiny base model")
                 if p.pretrain.steps:
                     self._pretrain(model, processor)
                 if distributed.is_main():
@@ -280,6 +283,8 @@ class Session:
                 dist.broadcast_state(model)
             self.remember(key, model)
             return key
+        if distributed.is_main():
+            require_free(self.units, weight_bytes(model), f"the fine-tuned model ({path.name})")
         cfg = self.profile.finetune
         torch.manual_seed(seed_from_key(key))
         examples = knowledge_examples(self.people(self.fictional_splits["pool"]), cfg)

@@ -14,7 +14,9 @@ from dataclasses import asdict
 
 import torch
 
+from repro import distributed
 from repro.data.records import Person
+from repro.experiments.disk import require_free, weight_bytes
 from repro.experiments.session import Adapter
 from repro.hashing import key_of, seed_from_key
 from repro.model.lora import attach_lora, merge
@@ -69,6 +71,9 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
         retain_enc = session.encode(retain_batch) if retain_batch is not None else None
         return spec.fn(UnlearnStep(session.encode(forget_batch), retain_enc, pol, ref, cfg))
 
+    if distributed.is_main():
+        require_free(session.units, weight_bytes(peft_model, trainable_only=True),
+                     f"the request's adapter ({session.adapter_unit(key).name})")
     params = [p for p in peft_model.parameters() if p.requires_grad]
     peft_model.train()
     try:
