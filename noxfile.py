@@ -99,9 +99,10 @@ def all_experiments(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def verify(session: nox.Session) -> None:
-    """A finished run against its golden file (pulse-repro verify RUN_DIR: every number and claim, as a
-    table), then the paper's numbers and claims as pytest tests (pytest --results RUN_DIR: one test each,
-    for CI's test report). E.g. nox -s verify -- runs/llava-1.5-13b."""
+    """A finished run: pulse-repro verify, then the paper's checks as pytest tests (nox -s verify -- RUN_DIR).
+
+    `pulse-repro verify RUN_DIR` prints every number and claim of the run's golden file as a table;
+    `pytest --results RUN_DIR` runs golden/paper.toml's checks one test each, for CI's test report."""
     if len(session.posargs) != 1:
         session.error("give the run directory: nox -s verify -- runs/<profile>")
     run_dir = session.posargs[0]
