@@ -15,6 +15,8 @@ from typing import Any
 
 from repro.errors import ConfigError
 
+SCORINGS = ("letter", "option-loglik")  # MLLMU-Bench's letter parse; lm-evaluation-harness's option log-likelihood
+
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
 
@@ -199,4 +201,25 @@ def load_profile(name_or_path: str = "tiny", overrides: typing.Sequence[str] = (
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {text!r}: {k!r} is not a section")
         node[keys[-1]] = value
-    return _build(Profile, table)
+    profile = _build(Profile, table)
+    check_choices(profile)
+    return profile
+
+
+def check_choices(profile: Profile, methods: typing.Iterable[str] = (), targets: typing.Iterable[str] = ()) -> None:
+    """Names that pick code (methods, update targets, reference mode, scoring) exist, checked before any
+    work starts: a typo must not surface after an hour of fine-tuning."""
+    from repro.model.lora import TARGETS
+    from repro.train.methods import get_method
+    from repro.train.reference import REFERENCE_MODES
+
+    for method in (*profile.unlearn.methods, *methods):
+        get_method(method)  # raises, naming the known methods
+    for target in (profile.finetune.target, *targets):
+        if target not in TARGETS:
+            raise ConfigError(f"update target {target!r}: expected one of {', '.join(TARGETS)}")
+    if profile.unlearn.reference not in REFERENCE_MODES:
+        raise ConfigError(f"unlearn.reference {profile.unlearn.reference!r}: expected one of "
+                          f"{', '.join(REFERENCE_MODES)}")
+    if profile.eval.scoring not in SCORINGS:
+        raise ConfigError(f"eval.scoring {profile.eval.scoring!r}: expected one of {', '.join(SCORINGS)}")

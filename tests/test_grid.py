@@ -53,7 +53,9 @@ def test_jobs_2_gives_the_single_process_results(one_thread, tmp_path, capsys):
 
 
 def test_a_failing_cell_is_named_with_its_log(one_thread, tmp_path, capsys):
-    code = main(["all", "--jobs", "2", "--out", str(tmp_path / "run"), *SETS, "--set", "unlearn.methods=[\"nope\"]"])
+    missing = tmp_path / "no-such-mllmu"  # a source the cells cannot read: the first cell fails
+    code = main(["all", "--jobs", "2", "--out", str(tmp_path / "run"), *SETS, "--set", f"data.mllmu={missing}"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "cell finetuned-nope-proj_llm failed" in err and "log.txt" in err
+    assert "cell finetuned-ga-proj_llm failed" in err and "log.txt" in err
+    assert str(missing) in (tmp_path / "run" / "cells" / "finetuned-ga-proj_llm" / "log.txt").read_text()

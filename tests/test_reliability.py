@@ -324,6 +324,10 @@ def _one_line_error(capsys, *names: str) -> str:
     ("finetune.epochs=1.5", "finetune.epochs"),
     ("eval.mmbench_circular=1", "eval.mmbench_circular"),
     ("unlearn.methods=ga", "unlearn.methods"),
+    ('unlearn.methods=["ga", "nope"]', "unknown unlearning method 'nope'"),
+    ("unlearn.reference=latest", "unlearn.reference 'latest'"),
+    ("finetune.target=vision", "update target 'vision'"),
+    ("eval.scoring=bleu", "eval.scoring 'bleu'"),
 ])
 def test_a_bad_profile_value_is_refused_in_one_line(victim, capsys, override, named):
     before = _untouched(victim)
@@ -420,3 +424,11 @@ def test_a_full_disk_is_refused_before_the_fine_tune_starts(clean_run, tmp_path,
     assert "fine-tuned model" in err and "MB is free" in err
     assert not trained, "the fine-tune started although its model could not be written"
     assert not list((out / "units").glob("model-*"))
+
+
+@pytest.mark.parametrize(("flag", "named"), [("--method=nope", "'nope'"), ("--target=vision", "'vision'")])
+def test_an_unknown_method_or_target_is_refused_before_any_work(tmp_path, capsys, flag, named):
+    out = tmp_path / "run"
+    assert main(["run", "finetuned", flag, "--out", str(out), *SETS]) == 2
+    _one_line_error(capsys, named)
+    assert not out.exists()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from repro import distributed
-from repro.config import Profile
+from repro.config import Profile, check_choices
 from repro.data.records import Person
 from repro.data.splits import build_manifest, select_celebrities, write_manifest
 from repro.errors import ReproError
@@ -176,6 +176,7 @@ def _timed(runner: Runner, name: str, methods, targets, stages: dict) -> None:
 
 
 def run_experiment(profile: Profile, run_dir: Path, experiment: str, methods=None, targets=None) -> int:
+    check_choices(profile, methods or (), targets or ())
     runner = Runner(profile, run_dir)
     runner.write_manifest()
     default_methods = ("ga",) if experiment == "modality" else profile.unlearn.methods
