@@ -432,3 +432,13 @@ def test_an_unknown_method_or_target_is_refused_before_any_work(tmp_path, capsys
     assert main(["run", "finetuned", flag, "--out", str(out), *SETS]) == 2
     _one_line_error(capsys, named)
     assert not out.exists()
+
+
+def test_a_model_path_that_does_not_exist_is_named_not_sent_to_the_hub(tmp_path):
+    from repro.errors import ReproError
+    from repro.model.factory import load_model
+
+    missing = tmp_path / "llava-13b"
+    with pytest.raises(ReproError, match="no such directory") as exc:
+        load_model(str(missing))
+    assert str(missing) in str(exc.value)

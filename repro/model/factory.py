@@ -136,6 +136,9 @@ def load_model(
             raise ReproError(
                 f"model source {source}: no *.safetensors weights (pickled .bin/.pt are not loaded)"
             )
+    elif source.startswith((".", "/", "~")) or source.count("/") != 1:
+        # A hub id is exactly "namespace/name"; anything else was meant as a local directory.
+        raise ReproError(f"model source {source}: no such directory (a hub id is 'namespace/name')")
     torch_dtype = resolve_dtype(dtype, device)
     try:
         # trust_remote_code is never passed: LLaVA is in transformers, no repository code runs.
