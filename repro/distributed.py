@@ -176,6 +176,12 @@ def rank0_decides(value):
     return value if d is None else d.broadcast(value)
 
 
+def rank0_reads(read):
+    """`read()` run on rank 0 only (a unit another node may not see), its value on every rank."""
+    d = current()
+    return read() if d is None else d.broadcast(read() if d.is_main else None)
+
+
 @contextmanager
 def main_first():
     """Rank 0 runs the block first (it fills a cache), the others after it (they read the cache)."""

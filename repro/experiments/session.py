@@ -57,6 +57,15 @@ class Adapter:
     root: str  # the first model of its chain of requests (the reference under reference="original")
 
 
+def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """A safetensors unit written whole or not at all; the temporary name is per process, since the
+    cells of a grid share units."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -206,9 +215,7 @@ class Session:
         spec = self._adapters[key]
         peft_model = attach_lora(self.model(spec.parent), self.profile.finetune, spec.target)
         path = self.adapter_unit(key)
-        dist = distributed.current()
-        weights = (load_file(str(path)) if dist is None
-                   else dist.broadcast(load_file(str(path)) if dist.is_main else None))
+        weights = distributed.rank0_reads(lambda: load_file(str(path)))
         result = set_peft_model_state_dict(peft_model, weights)
         if result.unexpected_keys:
             raise ReproError(f"{path}: weights that fit no adapter module: {result.unexpected_keys[:3]}")
@@ -217,12 +224,8 @@ class Session:
     def keep_adapter(self, key: str, spec: Adapter, peft_model: PeftModel) -> None:
         """Write `key`'s adapter as a unit (rank 0, atomically) and remember what it is made of."""
         if distributed.is_main():
-            path = self.adapter_unit(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # unique: cells of a grid share units
-            weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(peft_model).items()}
-            save_file(weights, str(tmp), metadata={"parent": spec.parent, "target": spec.target, "root": spec.root})
-            os.replace(tmp, path)
+            atomic_save_tensors(self.adapter_unit(key), get_peft_model_state_dict(peft_model),
+                                {"parent": spec.parent, "target": spec.target, "root": spec.root})
         self._adapters[key] = spec
 
     def remember(self, key: str, model) -> None:
@@ -276,7 +279,7 @@ class Session:
         path = self.units / f"model-{key}.safetensors"
         model = self.model(self.base_key)
         dist = distributed.current()
-        if path.exists() if dist is None else dist.broadcast(path.exists()):
+        if distributed.rank0_decides(path.exists()):
             if dist is None or dist.is_main:
                 model.load_state_dict(load_file(str(path)))
             if dist is not None:  # rank 0 read the unit; the others receive its weights
@@ -296,10 +299,7 @@ class Session:
                     steps, cfg.lr, 0, "constant", cfg.grad_accum, "fine-tune")
         model = merge(peft_model)
         if distributed.is_main():
-            self.units.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # unique: cells of a grid share units
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-            os.replace(tmp, path)
+            atomic_save_tensors(path, model.state_dict())
         self.remember(key, model)
         return key
 
@@ -308,14 +308,10 @@ class Session:
         """Predictions of model `model_key` on `items`, computed once and kept on disk."""
         e = self.profile.eval
         path = self.units / f"eval-{key_of(model_key, e.scoring, [it.uid for it in items])}.json"
-        dist = distributed.current()
-        if dist is None:
-            if path.exists():
-                return json.loads(path.read_text())
-        else:  # rank 0 reads the unit, when there is one, and every rank gets its predictions
-            kept = dist.broadcast(json.loads(path.read_text()) if dist.is_main and path.exists() else None)
-            if kept is not None:
-                return kept
+        # rank 0 reads the unit, when there is one, and every rank gets its predictions
+        kept = distributed.rank0_reads(lambda: json.loads(path.read_text()) if path.exists() else None)
+        if kept is not None:
+            return kept
         preds = predict(self.model(model_key), self.processor, items, e.scoring, e.batch_size,
                         self.profile.model.max_length, desc)
         if distributed.is_main():
