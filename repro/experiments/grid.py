@@ -11,7 +11,6 @@ finished cells are read back, a cell that was in flight resumes from its units.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from repro import distributed
 from repro.config import Profile
 from repro.errors import ReproError
 from repro.experiments.results import read_results
-from repro.experiments.runner import MODALITY_TARGETS, PAPER_TARGET, Runner, _verify
+from repro.experiments.runner import MODALITY_TARGETS, PAPER_TARGET, Runner, conclude, write_outputs
 from repro.experiments.session import atomic_write_text
 
 POLL_SECONDS = 0.5
@@ -81,14 +80,8 @@ def run_grid(profile: Profile, run_dir: Path, jobs: int, cell_args: list[str]) -
     stages = {exp: round(sum(s for c, s in seconds.items() if c.experiment == exp), 1)
               for exp in ("finetuned", "pretrained", "sustainability", "modality")}
     stages["total"] = round(time.perf_counter() - t0, 1)
-    atomic_write_text(run_dir / "stages.json", json.dumps(stages, indent=2))
-    from repro.report.tables import write_report
-
-    write_report(run_dir)
-    status = _verify(run_dir)
-    print(f"\nresults: {run_dir / 'results.jsonl'}\ntables and figures: {run_dir / 'report'}\n"
-          f"wall time: {stages['total']:.0f} s over {jobs} jobs (per experiment: the sum of its cells' times)")
-    return status
+    write_outputs(run_dir, stages)
+    return conclude(run_dir, stages, f" over {jobs} jobs (per experiment: the sum of its cells' times)")
 
 
 def _cell_dir(run_dir: Path, cell: Cell) -> Path:

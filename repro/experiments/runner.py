@@ -189,16 +189,11 @@ def run_all(profile: Profile, run_dir: Path) -> int:
     stages = run_protocol(profile, run_dir)
     if not distributed.is_main():
         return 0  # rank 0 gives the verdict
-    status = _verify(run_dir)
-    print(f"\nresults: {run_dir / 'results.jsonl'}\nmanifest: {run_dir / 'manifest.json'}\n"
-          f"tables and figures: {run_dir / 'report'}\nwall time: {stages['total']:.0f} s")
-    return status
+    return conclude(run_dir, stages)
 
 
 def run_protocol(profile: Profile, run_dir: Path) -> dict[str, float]:
     """Every experiment, then the report; returns the wall time of each stage."""
-    from repro.report.tables import write_report
-
     runner = Runner(profile, run_dir)
     runner.write_manifest()
     stages: dict[str, float] = {}
@@ -207,11 +202,25 @@ def run_protocol(profile: Profile, run_dir: Path) -> dict[str, float]:
         methods = ("ga",) if name == "modality" else profile.unlearn.methods
         _timed(runner, name, methods, (), stages)
     stages["total"] = round(time.perf_counter() - t0, 1)
-    if not distributed.is_main():
-        return stages
+    if distributed.is_main():
+        write_outputs(run_dir, stages)
+    return stages
+
+
+def write_outputs(run_dir: Path, stages: dict[str, float]) -> None:
+    """What a finished protocol leaves besides its records: the stage times and the report."""
+    from repro.report.tables import write_report
+
     atomic_write_text(run_dir / "stages.json", json.dumps(stages, indent=2))
     write_report(run_dir)
-    return stages
+
+
+def conclude(run_dir: Path, stages: dict[str, float], how: str = "") -> int:
+    """The verdict against the profile's golden file, then where everything is; the verdict's status."""
+    status = _verify(run_dir)
+    print(f"\nresults: {run_dir / 'results.jsonl'}\nmanifest: {run_dir / 'manifest.json'}\n"
+          f"tables and figures: {run_dir / 'report'}\nwall time: {stages['total']:.0f} s{how}")
+    return status
 
 
 def _verify(run_dir: Path) -> int:
