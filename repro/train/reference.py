@@ -23,6 +23,7 @@ from peft import PeftModel
 from torch import Tensor, nn
 
 from repro.errors import ReproError
+from repro.train.losses import IGNORE
 
 REFERENCE_MODES = ("request", "original")
 
@@ -77,8 +78,9 @@ def _row_key(batch: dict, row: int) -> bytes:
 
 
 def _answer_logit_positions(labels: Tensor, row: int) -> Tensor:
-    """Positions t whose logits predict an answer token (labels[t + 1] is not ignored)."""
-    return (labels[row, 1:] != -100).nonzero().squeeze(-1)
+    """Positions t whose logits predict an answer token (labels[t + 1] is not ignored), as the losses
+    select them (repro/train/losses.py, _answer_positions)."""
+    return (labels[row, 1:] != IGNORE).nonzero().squeeze(-1)
 
 
 class FrozenReference:
