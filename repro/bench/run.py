@@ -43,6 +43,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
     w = load(prepare(profile, n_items, shape))
     cuda = w.device.type == "cuda"
     ev = evaluation.measure_eval(w)
+    training.warm_up(w, steps)
     train = {s: training.run_stage(w, s, steps) for s in training.stages(profile.unlearn.methods)}
     methods = [s for s in train if s != training.FINETUNE]
     peaks, mem_note = memory.method_peaks(train, methods, cuda, profile_name, overrides, shape,
@@ -88,7 +89,8 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
                      f"eval_qps_profile_scoring: the profile's scoring ({ev['profile_scoring']}); "
                      f"{WARMUP_NOTE}"),
             "baseline": BASELINE_NOTE,
-            "train": (f"{steps} optimiser steps per stage, the first untimed (warm-up); samples: forget "
+            "train": (f"{steps} optimiser steps per stage, the first untimed, after {steps} untimed fine-tuning "
+                      "steps (a process's first training pays one-off costs); samples: forget "
                       "(unlearning) or training examples per second; tokens: non-padding tokens of every "
                       "policy forward (forget and retain batches), reference forwards not counted; "
                       f"{training.DEEPCOPY}: GA+KLR whose reference is a copy.deepcopy of the model "

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from repro import distributed
+from repro import distributed, prefetch
 from repro.errors import ReproError
 from repro.eval.items import Item
 from repro.model.prompts import encode_prompts, encode_training_batch
@@ -85,9 +85,27 @@ def halving_on_oom(score: Callable[[list], dict], batch: list, desc: str = "eval
         return {**halving_on_oom(score, batch[:half], desc), **halving_on_oom(score, batch[half:], desc)}
 
 
+def _each_batch(batches: list[list], encode: Callable[[list], dict], score: Callable[[list, dict], dict],
+                ahead: bool, desc: str) -> dict:
+    """score(batch, encode(batch)) merged over the batches. With `ahead` (on CUDA) the next batch is encoded
+    in a background thread while this one is scored; halves of a batch split by `halving_on_oom` are
+    encoded anew."""
+    out: dict = {}
+    with prefetch.prepared_ahead(batches, encode, ahead) as source:
+        for batch, get in tqdm(source, total=len(batches), desc=desc, leave=False, disable=None):
+            encoded = get()
+
+            def scored(part: list, whole: list = batch, enc: dict = encoded) -> dict:
+                return score(part, enc if part is whole else encode(part))
+
+            out.update(halving_on_oom(scored, batch, desc))
+    return out
+
+
 @torch.no_grad()
-def _generate_text(model, processor, batch: list[Item], max_length: int) -> list[str]:
-    enc = _encode(processor, [it.prompt for it in batch], batch, max_length, model.device)
+def _generate_text(model, processor, batch: list[Item], max_length: int, enc: dict | None = None) -> list[str]:
+    enc = enc if enc is not None else _encode(processor, [it.prompt for it in batch], batch, max_length,
+                                              model.device)
     out = model.generate(**enc, do_sample=False, max_new_tokens=GENERATE_TOKENS,
                          pad_token_id=processor.tokenizer.pad_token_id)
     new = out[:, enc["input_ids"].shape[1]:]
@@ -102,11 +120,13 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
         raise ReproError(f"unknown letter scoring mode {mode!r}: use 'fast' or 'generate'")
     tok = processor.tokenizer
 
-    def letters(batch: list[Item]) -> dict[str, str]:
+    def encode(batch: list[Item]) -> dict:
+        return _encode(processor, [it.prompt for it in batch], batch, max_length, model.device)
+
+    def letters(batch: list[Item], enc: dict) -> dict[str, str]:
         if mode == "generate":
             return {it.uid: parse_letter(text)
-                    for it, text in zip(batch, _generate_text(model, processor, batch, max_length))}
-        enc = _encode(processor, [it.prompt for it in batch], batch, max_length, model.device)
+                    for it, text in zip(batch, _generate_text(model, processor, batch, max_length, enc))}
         # left padding: the last column predicts the next token; the LM head runs on that column alone
         first = model(**enc, logits_to_keep=1).logits[:, -1, :].argmax(-1).tolist()
         out, fallback = {}, []
@@ -123,10 +143,9 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
                            map(parse_letter, _generate_text(model, processor, fallback, max_length))))
         return out
 
-    preds: dict[str, str] = {}
     batches = _mine(_batches(items, batch_size, lambda it: len(it.prompt)))
-    for batch in tqdm(batches, desc=desc, leave=False, disable=None):
-        preds.update(halving_on_oom(letters, batch, desc))
+    # the baseline (generate) encodes in line, as MLLMU-Bench does
+    preds = _each_batch(batches, encode, letters, mode == "fast" and prefetch.pays_on(model.device), desc)
     if distributed.current() is not None:
         merged = _gathered(preds)
         preds = {it.uid: merged[it.uid] for it in items}
@@ -153,32 +172,34 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
     single = {it.uid: ids for it in items if (ids := _single_token_options(tok, it)) is not None}
     fast = [it for it in items if it.uid in single]
 
-    def single_token_scores(batch: list[Item]) -> dict:
-        enc = encode_prompts(processor, [it.context for it in batch], [_image(it) for it in batch], max_length)
-        enc = {k: v.to(model.device) for k, v in enc.items()}
+    def encode_contexts(batch: list[Item]) -> dict:
+        return _encode(processor, [it.context for it in batch], batch, max_length, model.device)
+
+    def single_token_scores(batch: list[Item], enc: dict) -> dict:
         logp = torch.log_softmax(model(**enc, logits_to_keep=1).logits[:, -1, :].float(), dim=-1)
         return {(it.uid, letter): logp[row, token].item()
                 for row, it in enumerate(batch) for letter, token in single[it.uid].items()}
 
-    for batch in tqdm(_mine(_batches(fast, batch_size, lambda it: len(it.context))), desc=desc, leave=False,
-                      disable=None):
-        scores.update(halving_on_oom(single_token_scores, batch, desc))
+    scores.update(_each_batch(_mine(_batches(fast, batch_size, lambda it: len(it.context))), encode_contexts,
+                              single_token_scores, prefetch.pays_on(model.device), desc))
     # Options of several tokens: one row per (item, option), the continuation's log-probability summed.
     rows = [(it, letter) for it in items if it.uid not in single for letter in sorted(it.options)]
     pseudo = [Item(f"{i}", "", it.context, {}, "", it.image, it.modality) for i, (it, _) in enumerate(rows)]
 
-    def continuation_scores(batch: list[Item]) -> dict:
+    def encode_continuations(batch: list[Item]) -> dict:
         picked = [rows[int(p.uid)] for p in batch]
         enc = encode_training_batch(processor, [(it.context, " " + it.options[letter], _image(it))
                                                 for it, letter in picked], max_length)
-        enc = {k: v.to(model.device) for k, v in enc.items()}
+        return {k: v.to(model.device) for k, v in enc.items()}
+
+    def continuation_scores(batch: list[Item], enc: dict) -> dict:
+        picked = [rows[int(p.uid)] for p in batch]
         logits = model(**{k: v for k, v in enc.items() if k != "labels"}).logits
         return {(it.uid, letter): value
                 for (it, letter), value in zip(picked, sequence_logprob(logits, enc["labels"]).tolist())}
 
-    for batch in tqdm(_mine(_batches(pseudo, batch_size, lambda p: len(p.context))), desc=desc, leave=False,
-                      disable=None):
-        scores.update(halving_on_oom(continuation_scores, batch, desc))
+    scores.update(_each_batch(_mine(_batches(pseudo, batch_size, lambda p: len(p.context))), encode_continuations,
+                              continuation_scores, prefetch.pays_on(model.device), desc))
     scores = _gathered(scores)
     return {it.uid: max(sorted(it.options), key=lambda L: scores[(it.uid, L)]) for it in items}
 

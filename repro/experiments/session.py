@@ -261,8 +261,8 @@ class Session:
 
     def _train(self, model, processor, params, batches, steps, lr, warmup, schedule, accum, desc):
         model.train()
-        losses = optimise(params, batches, steps, lambda b: model(**self.encode(b, processor)).loss,
-                          lr, warmup, schedule, accum, desc)
+        losses = optimise(params, batches, steps, lambda enc: model(**enc).loss, lr, warmup, schedule, accum,
+                          desc, prepare=lambda b: self.encode(b, processor))
         model.eval()
         return losses
 

@@ -66,10 +66,12 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
         # reference is then computed on each rank's own slice.
         forget_batches = zip(forget_batches, retain_batches)
 
-    def step_loss(batch):
+    def encoded(batch) -> tuple[dict, dict | None]:
         forget_batch, retain_batch = batch if retain_batches is not None else (batch, None)
-        retain_enc = session.encode(retain_batch) if retain_batch is not None else None
-        return spec.fn(UnlearnStep(session.encode(forget_batch), retain_enc, pol, ref, cfg))
+        return session.encode(forget_batch), session.encode(retain_batch) if retain_batch is not None else None
+
+    def step_loss(pair) -> torch.Tensor:
+        return spec.fn(UnlearnStep(*pair, pol, ref, cfg))
 
     if distributed.is_main():
         require_free(session.units, weight_bytes(peft_model, trainable_only=True),
@@ -78,7 +80,7 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
     peft_model.train()
     try:
         losses = optimise(params, forget_batches, steps, step_loss, cfg.lr, 0, "constant", cfg.grad_accum,
-                          f"unlearn {method} {target}")
+                          f"unlearn {method} {target}", prepare=encoded)
     except BaseException:
         # Drop the adapter unmerged. peft's unload() keeps the *trained* copy of every modules_to_save
         # module (the projector under proj+llm), so the live weights are no longer `start_key`'s: mark

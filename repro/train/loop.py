@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule, get_cosine_schedule_with_warmup
 
-from repro import distributed
+from repro import distributed, prefetch
 from repro.errors import ReproError
 
 
@@ -54,8 +54,12 @@ def batches_per_epoch(examples: Sequence[Example], batch_size: int) -> int:
 def optimise(params: list[torch.nn.Parameter], batches: Iterator, total_steps: int,
              step_loss: Callable[[object], torch.Tensor], lr: float, warmup: int = 0,
              schedule: str = "constant", grad_accum: int = 1, desc: str = "train",
-             clip: float = 1.0) -> list[float]:
-    """Minimise `step_loss(batch)`; returns the loss of every optimiser step.
+             clip: float = 1.0, prepare: Callable[[object], object] | None = None) -> list[float]:
+    """Minimise `step_loss(prepare(batch))`; returns the loss of every optimiser step.
+
+    `prepare` (tokenising a batch of examples, say; default: none) is applied to each batch, or to each
+    rank's part of it. On CUDA it runs one batch ahead in a background thread, so the GPU does not wait
+    for the CPU's tokenising and image processing between steps (on a CPU the cores are the model's).
 
     Under a launcher (repro/distributed.py) every process walks the same global batches and the
     gradients are combined before clipping, so the optimiser steps on batch_size x grad_accum examples
@@ -78,40 +82,44 @@ def optimise(params: list[torch.nn.Parameter], batches: Iterator, total_steps: i
         with torch.no_grad():  # every rank starts from rank 0's weights, as DistributedDataParallel does
             for p in params:
                 torch.distributed.broadcast(p.data, src=0)
-    for i, batch in enumerate(batches):
-        if dist is None:
-            loss = step_loss(batch) / grad_accum
-            loss.backward()
-            running += loss.item()
-        elif grad_accum % dist.world == 0:
-            if i % dist.world == dist.rank:
-                loss = step_loss(batch) / grad_accum
-                loss.backward()
-                running += loss.item()
-        else:
-            part, share = dist.split(batch)
-            if part is not None:  # a rank with no slice of a small batch adds a zero gradient
-                loss = step_loss(part) * (share * dist.world / grad_accum)
-                loss.backward()
-                running += loss.item()
-        if (i + 1) % grad_accum:
-            continue
-        if dist is not None:
-            running = dist.reduce_gradients(params, running, 1 if grad_accum % dist.world == 0 else dist.world)
-        step = len(losses) + 1
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-        if not (math.isfinite(running) and torch.isfinite(grad_norm)):
+    prepare = prepare or (lambda batch: batch)
+    whole = dist is None or grad_accum % dist.world == 0  # micro-batches whole (else split across ranks)
+
+    def mine(i: int) -> bool:  # whole micro-batches: this process's share
+        return dist is None or i % dist.world == dist.rank
+
+    ahead = whole and prefetch.pays_on(params[0].device)
+    with prefetch.prepared_ahead(batches, prepare, ahead, mine) as source:
+        for i, (batch, get) in enumerate(source):
+            if whole:
+                if mine(i):
+                    loss = step_loss(get()) / grad_accum
+                    loss.backward()
+                    running += loss.item()
+            else:
+                part, share = dist.split(batch)
+                if part is not None:  # a rank with no slice of a small batch adds a zero gradient
+                    loss = step_loss(prepare(part)) * (share * dist.world / grad_accum)
+                    loss.backward()
+                    running += loss.item()
+            if (i + 1) % grad_accum:
+                continue
+            if dist is not None:
+                running = dist.reduce_gradients(params, running, 1 if whole else dist.world)
+            step = len(losses) + 1
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            if not (math.isfinite(running) and torch.isfinite(grad_norm)):
+                opt.zero_grad(set_to_none=True)
+                bar.close()
+                raise Diverged(step, running)
+            opt.step()
+            sched.step()
             opt.zero_grad(set_to_none=True)
-            bar.close()
-            raise Diverged(step, running)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(running)
-        bar.set_postfix(loss=f"{running:.3f}")
-        bar.update()
-        running = 0.0
-        if step >= total_steps:
-            break
+            losses.append(running)
+            bar.set_postfix(loss=f"{running:.3f}")
+            bar.update()
+            running = 0.0
+            if step >= total_steps:
+                break
     bar.close()
     return losses
