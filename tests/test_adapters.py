@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from small_model import MICRO
 
 from repro.config import load_profile
@@ -48,6 +49,29 @@ def test_a_chain_is_rebuilt_exactly_from_its_units_in_a_new_session(tmp_path, mo
     _, keys_again, losses = _chain(again, "ga")
     assert keys_again == keys and losses == [[], []], "a request with a unit on disk was trained again"
     assert torch.equal(_logits(again.model(keys[-1]), again), live)
+
+
+def test_a_request_after_a_resume_trains_the_adapter_an_uninterrupted_run_trains(tmp_path):
+    """The third request of a chain, trained in a new session whose start model must first be rebuilt from
+    the first two units, writes the same adapter as in the session that trained the whole chain: rebuilding
+    (which attaches adapters, drawing initial weights) leaves the RNG where the request seeded it."""
+    first = _session(tmp_path / "clean")
+    _, keys, _ = _chain(first, "ga", n=3)
+    clean_unit = load_file(str(first.adapter_unit(keys[-1])))
+    resumed = _session(tmp_path / "resumed")
+    _chain(resumed, "ga", n=2)
+    resumed = _session(tmp_path / "resumed")  # a new process: units on disk, nothing live
+    resumed.finetuned()
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    resumed.model(keys[1])  # rebuilt from the fine-tuned model and two units
+    assert torch.equal(torch.get_rng_state(), before), "rebuilding a model moved the RNG"
+    resumed = _session(tmp_path / "resumed")
+    resumed.finetuned()
+    _, keys_again, losses = _chain(resumed, "ga", n=3)
+    assert keys_again == keys and losses[:2] == [[], []] and losses[2]
+    again = load_file(str(resumed.adapter_unit(keys[-1])))
+    assert again.keys() == clean_unit.keys() and all(torch.equal(again[k], clean_unit[k]) for k in again)
 
 
 def test_every_request_trains_a_fresh_adapter_over_its_start_and_remembers_its_chains_root(tmp_path):

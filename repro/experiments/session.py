@@ -184,7 +184,11 @@ class Session:
         if key in self._states:
             model.load_state_dict(self._states[key])
         elif self.has_model(key):
-            merge(self.attach_adapter(key)).eval()
+            # Attaching an adapter draws its initial weights from the RNG before the unit's replace them:
+            # rebuilding a model leaves the RNG as it was, so a request seeded before its start model is
+            # rebuilt (after a resume) trains as in an uninterrupted run.
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                merge(self.attach_adapter(key)).eval()
         else:
             raise ReproError(f"model {key} is not known to this run (no kept weights, no units/adapter-{key})")
         self._live_key = key
