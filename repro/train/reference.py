@@ -42,8 +42,9 @@ def policy(model: nn.Module) -> Callable[[dict], Tensor]:
     return lambda batch: model_logits(model, batch)
 
 
-def _reference_fn(model: nn.Module, mode: str) -> Callable[[dict], Tensor]:
-    """batch -> logits of `model` with its adapter disabled, in eval mode, without grad.
+def reference(model: nn.Module, mode: str = "request") -> Callable[[dict], Tensor]:
+    """batch -> logits of `model` with its adapter disabled, in eval mode, without grad; the model's
+    modules and adapter layers are found once, here, and every call reuses them.
 
     Eval mode because the reference is a fixed target: dropout noise would make it random. Each module's
     own mode is restored after (a frozen vision tower may be kept in eval on purpose). The adapter is
@@ -84,13 +85,8 @@ def _reference_fn(model: nn.Module, mode: str) -> Callable[[dict], Tensor]:
 
 
 def reference_logits(model: nn.Module, batch: dict, mode: str = "request") -> Tensor:
-    """Logits of the reference model: `model` with its adapter disabled, in eval mode, without grad."""
-    return _reference_fn(model, mode)(batch)
-
-
-def reference(model: nn.Module, mode: str = "request") -> Callable[[dict], Tensor]:
-    """batch -> reference logits; the model's modules and adapter layers are found once, here."""
-    return _reference_fn(model, mode)
+    """Logits of the reference model on one batch (see `reference`)."""
+    return reference(model, mode)(batch)
 
 
 def _row_key(batch: dict, row: int) -> bytes:
