@@ -12,7 +12,7 @@ from repro.cli import main
 
 # The bench on the shared MICRO world and model, with batches small enough for its few items.
 BENCH_MICRO = [*MICRO, "finetune.batch_size=4", "unlearn.batch_size=4", "eval.batch_size=8"]
-KEYS = {"eval_qps", "eval_qps_baseline", "eval_speedup", "agreement", "train_samples_per_s", "peak_mem_bytes",
+KEYS = {"eval_qps", "eval_qps_baseline", "eval_speedup", "eval_speedup_ceiling", "eval_ceiling", "agreement", "train_samples_per_s", "peak_mem_bytes",
         "ref_mem_overhead", "stage_seconds", "device", "method_notes"}
 
 
@@ -40,6 +40,15 @@ def test_bench_json_has_every_key_and_the_scorers_agree(tmp_path, capsys):
     assert result["ref_mem_overhead"] > 0
     assert result["stage_seconds"] == {"finetuned": 1.5, "total": 2.0}
     assert "memory" in result["method_notes"] and "baseline" in result["method_notes"]
+    c = result["eval_ceiling"]
+    # MICRO's decoder: 1 layer, hidden 32, MLP 64, as many key/value heads as heads: k and v (32 x 32) on
+    # every prompt token, q, o (32 x 32), gate, up (64 x 32) and down (32 x 64) on the last one
+    assert c["floor_flops"] == 2 * (2 * 32 * 32 * result["eval_prompt_tokens"]
+                                    + (2 * 32 * 32 + 3 * 32 * 64) * result["items"])
+    assert c["qps_ceiling"] == pytest.approx(result["items"] / c["floor_seconds"], rel=1e-2)
+    assert result["eval_speedup_ceiling"] == pytest.approx(c["qps_ceiling"] / result["eval_qps_baseline"], rel=1e-2)
+    # the kit's scorer does these products and more: its time cannot be below their floor
+    assert 0 < c["kit_matmul_share"] < 1
 
 
 def test_bench_refuses_the_13b_shape_on_cpu(capsys):
@@ -66,6 +75,26 @@ def test_paper_grid_projection_counts_every_unit_of_all():
     rates = {"finetune": 2.0, "ga": 4.0, "ga_klr": 2.0, "npo": 4.0}
     assert project([], rates, 0.0) is None  # no evaluation rate, no projection
     assert project([], {**rates, "npo": None}, 10.0) is None
+
+
+def test_the_ceiling_is_the_decoder_products_at_their_measured_rate():
+    from small_model import SMALL_MODEL
+
+    from repro.bench import ceiling
+    from repro.model.factory import build_tiny_model
+    from repro.model.tokenizer import build_word_tokenizer
+
+    model, _ = build_tiny_model(SMALL_MODEL, build_word_tokenizer(["a b c"]))
+    # SMALL_MODEL's decoder: 2 layers of q, k, v, o 64 x 64 and gate, up, down 64 x 128; the first layer
+    # on all 1000 tokens, the last layer's k and v too, the rest of the last layer on 20 last tokens
+    layer = 4 * 64 * 64 + 3 * 64 * 128
+    flops = 2 * ((layer + 2 * 64 * 64) * 1000 + (layer - 2 * 64 * 64) * 20)
+    b = ceiling.bound(model, prompt_tokens=1000, items=20, batch_size=8, kit_seconds=10.0, baseline_qps=4.0)
+    assert b["floor_flops"] == flops
+    assert b["matmul_rows"] == 400  # 50 tokens an item, 8 items a batch
+    assert b["floor_seconds"] == pytest.approx(flops / b["matmul_flops_per_s"], rel=1e-3)
+    assert b["speedup_ceiling"] == pytest.approx(20 / b["floor_seconds"] / 4.0, rel=1e-3)
+    assert b["kit_matmul_share"] == pytest.approx(b["floor_seconds"] / 10.0, rel=1e-2)
 
 
 SMALL_SHAPE = ["model.text_layers=1", "model.text_hidden=64", "model.text_intermediate=128", "model.text_heads=4",

@@ -29,7 +29,11 @@ def to_tables(result: dict) -> str:
          [f"{r['eval_profile_scoring']} (profile's scoring)", _f(r["eval_qps_profile_scoring"]), "-"]],
         headers=[f"evaluation, {r['items']} questions", "questions/s", "MFU"]))
     out.append(f"speedup {_f(r['eval_speedup'])}x, agreement {_f(r['agreement'], 4)} "
-               f"(answers starting with A-D: {_f(r['eval_answered'], 3)})\n")
+               f"(answers starting with A-D: {_f(r['eval_answered'], 3)})")
+    c = r["eval_ceiling"]
+    out.append(f"ceiling on this device: {_f(c['qps_ceiling'])} questions/s, speedup {_f(r['eval_speedup_ceiling'])}x "
+               f"(decoder matrix products alone, at the {c['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s they reach "
+               f"here; they are {_f(100 * c['kit_matmul_share'], 1)}% of the kit's time)\n")
     out.append(tabulate(
         [[s, _f(v), _f(r["train_tokens_per_s"][s], 1), _f(train_mfu.get(s), 4)]
          for s, v in r["train_samples_per_s"].items()],

@@ -7,7 +7,7 @@ import platform
 
 import torch
 
-from repro.bench import evaluation, flops, memory, output, projection, stages, training
+from repro.bench import ceiling, evaluation, flops, memory, output, projection, stages, training
 from repro.bench.baselines import BASELINE_NOTE
 from repro.bench.shapes import SHAPES, check_fits, shape_overrides
 from repro.bench.workload import load, prepare
@@ -43,12 +43,14 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
     w = load(prepare(profile, n_items, shape))
     cuda = w.device.type == "cuda"
     ev = evaluation.measure_eval(w)
+    qps = ev["qps"]
+    bound = ceiling.bound(w.model, ev["prompt_tokens"], ev["items"], profile.eval.batch_size,
+                          ev["seconds"]["letter_fast"], qps["letter_generate_bs1"])
     training.warm_up(w, steps)
     train = {s: training.run_stage(w, s, steps) for s in training.stages(profile.unlearn.methods)}
     methods = [s for s in train if s != training.FINETUNE]
     peaks, mem_note = memory.method_peaks(train, methods, cuda, profile_name, overrides, shape,
                                           min(steps, MEMORY_STEPS))
-    qps = ev["qps"]
     mfu = flops.report(w.model, ev, train, _device_name(w.device)) if cuda else None
     train_rates = {s: t["samples_per_s"] for s, t in train.items()}
     grid = projection.project(w.pool, train_rates, qps["profile_scoring"]) if shape else None
@@ -61,10 +63,13 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
         "profile": profile.name,
         "shape": shape,
         "items": ev["items"],
+        "eval_prompt_tokens": ev["prompt_tokens"],
         "steps": steps,
         "eval_qps": round(qps["letter_fast"], 3),
         "eval_qps_baseline": round(qps["letter_generate_bs1"], 3),
         "eval_speedup": round(qps["letter_fast"] / qps["letter_generate_bs1"], 3),
+        "eval_speedup_ceiling": bound["speedup_ceiling"],
+        "eval_ceiling": bound,
         "agreement": ev["agreement"],
         "eval_answered": round(ev["answered"], 4),
         "eval_profile_scoring": ev["profile_scoring"],
@@ -89,6 +94,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
                      f"eval_qps_profile_scoring: the profile's scoring ({ev['profile_scoring']}); "
                      f"{WARMUP_NOTE}"),
             "baseline": BASELINE_NOTE,
+            "ceiling": " ".join(ceiling.__doc__.split()),
             "train": (f"{steps} optimiser steps per stage, the first untimed, after {steps} untimed fine-tuning "
                       "steps (a process's first training pays one-off costs); samples: forget "
                       "(unlearning) or training examples per second; tokens: non-padding tokens of every "
