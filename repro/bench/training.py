@@ -18,7 +18,7 @@ from repro.experiments.runner import PAPER_TARGET
 from repro.model.lora import attach_lora
 from repro.train.examples import knowledge_examples
 from repro.train.loop import Diverged, batches_per_epoch, optimise, shuffled_batches
-from repro.train.methods import UnlearnStep, get_method
+from repro.train.methods import UnlearnStep, get_method, step_inputs
 from repro.train.reference import policy, reference
 
 FINETUNE = "finetune"
@@ -100,15 +100,11 @@ def _loss_fn(w: Workload, stage: str, peft_model, meter: Meter, base_copy_ref, s
         retain_ex = knowledge_examples(w.retain, p.finetune)
         batches = zip(batches, itertools.cycle(list(shuffled_batches(retain_ex, cfg.batch_size, 1, p.seed + 1))))
 
-    def encoded(batch) -> tuple[dict, dict | None]:  # as unlearn_request
-        forget, retain = batch if spec.needs_retain else (batch, None)
-        return w.encode(forget), w.encode(retain) if retain is not None else None
-
     def step_loss(pair):
         meter.batch(len(pair[0]["input_ids"]))
         return spec.fn(UnlearnStep(*pair, pol, ref, cfg))
 
-    return batches, cfg.grad_accum, cfg.lr, step_loss, encoded
+    return batches, cfg.grad_accum, cfg.lr, step_loss, step_inputs(w.encode, spec.needs_retain)
 
 
 def run_stage(w: Workload, stage: str, steps: int) -> dict:

@@ -22,7 +22,7 @@ from repro.hashing import key_of, seed_from_key
 from repro.model.lora import attach_lora, merge
 from repro.train.examples import knowledge_examples
 from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
-from repro.train.methods import UnlearnStep, get_method
+from repro.train.methods import UnlearnStep, get_method, step_inputs
 from repro.train.reference import FrozenReference, policy, reference
 
 
@@ -66,10 +66,6 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
         # reference is then computed on each rank's own slice.
         forget_batches = zip(forget_batches, retain_batches)
 
-    def encoded(batch) -> tuple[dict, dict | None]:
-        forget_batch, retain_batch = batch if retain_batches is not None else (batch, None)
-        return session.encode(forget_batch), session.encode(retain_batch) if retain_batch is not None else None
-
     def step_loss(pair) -> torch.Tensor:
         return spec.fn(UnlearnStep(*pair, pol, ref, cfg))
 
@@ -80,7 +76,8 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
     peft_model.train()
     try:
         losses = optimise(params, forget_batches, steps, step_loss, cfg.lr, 0, "constant", cfg.grad_accum,
-                          f"unlearn {method} {target}", prepare=encoded)
+                          f"unlearn {method} {target}",
+                          prepare=step_inputs(session.encode, retain_batches is not None))
     except BaseException:
         # Drop the adapter unmerged. peft's unload() keeps the *trained* copy of every modules_to_save
         # module (the projector under proj+llm), so the live weights are no longer `start_key`'s: mark

@@ -35,6 +35,17 @@ class UnlearnStep:
     cfg: UnlearnConfig
 
 
+def step_inputs(encode: Callable[[list], dict], paired: bool) -> Callable[[object], tuple[dict, dict | None]]:
+    """batch -> UnlearnStep's (forget, retain) tensors. A batch is a (forget, retain) pair of example lists
+    when `paired` (methods that need D_retain), else forget examples alone."""
+
+    def encoded(batch) -> tuple[dict, dict | None]:
+        forget, retain = batch if paired else (batch, None)
+        return encode(forget), encode(retain) if retain is not None else None
+
+    return encoded
+
+
 class SequentialLoss:
     """A sum of loss terms back-propagated one at a time: each term's graph is freed before the next
     term's forward runs, so the peak memory is the largest term's, not the sum of them (GA+KLR: the
