@@ -12,8 +12,8 @@ from repro.cli import main
 
 # The bench on the shared MICRO world and model, with batches small enough for its few items.
 BENCH_MICRO = [*MICRO, "finetune.batch_size=4", "unlearn.batch_size=4", "eval.batch_size=8"]
-KEYS = {"eval_qps", "eval_qps_baseline", "eval_speedup", "eval_speedup_ceiling", "eval_ceiling", "agreement", "train_samples_per_s", "peak_mem_bytes",
-        "ref_mem_overhead", "stage_seconds", "device", "method_notes"}
+KEYS = {"eval_qps", "eval_qps_baseline", "eval_speedup", "eval_speedup_ceiling", "eval_ceiling", "agreement",
+        "train_samples_per_s", "peak_mem_bytes", "ref_mem_overhead", "stage_seconds", "device", "method_notes"}
 
 
 def _bench(capsys, *extra: str) -> dict:

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from repro.data.images import decode_image_bytes
+from repro.data.parquet import column_names, read_table
 from repro.data.records import LETTERS, MCQ, Modality, Person
 from repro.errors import DataError
 
@@ -62,18 +61,11 @@ def config_files(root: Path, config: str) -> list[Path]:
 
 def _read_rows(file: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Rows of `file` as dicts, reading only the columns we use (the hub files hold large images)."""
-    try:
-        names = pq.read_schema(file).names
-    except Exception as exc:  # noqa: BLE001 -- any reader failure is a data error on this file
-        raise DataError(file, f"not a readable parquet file ({exc})") from None
+    names = column_names(file)
     for col in required:
         if col not in names:
             raise DataError(file, f"missing column (columns: {', '.join(names)})", field=col)
-    cols = [c for c in (*required, *optional) if c in names]
-    try:  # a readable footer does not mean readable pages (a damaged download)
-        return pq.read_table(file, columns=cols).to_pylist()
-    except Exception as exc:  # noqa: BLE001 -- pyarrow raises OSError, ArrowInvalid, ... on bad pages
-        raise DataError(file, f"not a readable parquet file ({exc})") from None
+    return read_table(file, [c for c in (*required, *optional) if c in names]).to_pylist()
 
 
 # ---------------------------------------------------------------- field checks

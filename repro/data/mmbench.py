@@ -64,12 +64,9 @@ def _tsv_rows(file: Path) -> Iterator[dict[str, Any]]:
 
 
 def _parquet_rows(file: Path) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
+    from repro.data.parquet import read_table  # pyarrow only when a parquet file is read
 
-    try:
-        table = pq.read_table(file)
-    except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise DataError(file, f"not a readable parquet file ({e})") from e
+    table = read_table(file)
     _check_columns(file, table.column_names)
     yield from table.to_pylist()
 
