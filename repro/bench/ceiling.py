@@ -9,10 +9,10 @@ are left out, so any real scorer is slower than the floor and the bound is gener
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
+
+from repro.bench.clock import best_of, timed
 
 REPEATS = 20  # the products are timed this many times and the fastest run kept, as timeit does: a
 # generous bound wants the best rate the device reaches
@@ -36,11 +36,6 @@ def floor_flops(model, prompt_tokens: int, items: int) -> int:
     return 2 * (every_token * prompt_tokens + last_token * items)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def matmul_rate(model, rows: int) -> float:
     """FLOP/s of the first decoder layer's products applied to `rows` tokens, on the model's device and
@@ -49,16 +44,13 @@ def matmul_rate(model, rows: int) -> float:
     device, dtype = weights[0].device, weights[0].dtype
     inputs = [torch.randn(rows, w.shape[1], device=device, dtype=dtype) for w in weights]
     flops = sum(2 * rows * w.numel() for w in weights)
-    best = float("inf")
-    for i in range(REPEATS + 1):
-        _sync(device)
-        t0 = time.perf_counter()
+
+    def products() -> None:
         for x, w in zip(inputs, weights):
             torch.nn.functional.linear(x, w)
-        _sync(device)
-        if i:  # the first run pays one-off costs (allocation, kernel choice)
-            best = min(best, time.perf_counter() - t0)
-    return flops / best
+
+    timed(device, products)  # the first run pays one-off costs (allocation, kernel choice)
+    return flops / best_of(REPEATS, device, products)[1]
 
 
 def bound(model, prompt_tokens: int, items: int, batch_size: int, kit_seconds: float,

@@ -3,33 +3,14 @@ against one `generate` per question at batch size 1, on the same questions, with
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
-import torch
-
 from repro.bench.baselines import generate_per_question
+from repro.bench.clock import best_of, timed
 from repro.bench.workload import Workload
 from repro.eval.scoring import predict, score_letter
 from repro.model.prompts import encode_prompts
 
 WARMUP_ITEMS = 4
 TIMED_RUNS = 2  # the batched scorers (seconds each) are timed twice and the faster run kept, as timeit does
-
-
-def _timed(device: torch.device, fn: Callable[[], dict]) -> tuple[dict, float]:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - t0
-
-
-def _best_of(runs: int, device: torch.device, fn: Callable[[], dict]) -> tuple[dict, float]:
-    results = [_timed(device, fn) for _ in range(runs)]
-    return results[0][0], min(t for _, t in results)
 
 
 def prompt_tokens(w: Workload) -> int:
@@ -51,11 +32,11 @@ def measure_eval(w: Workload) -> dict:
     score_letter(model, proc, items[:max(bs, WARMUP_ITEMS)], bs, length, "fast", "bench warm-up")
     predict(model, proc, items[:max(bs, WARMUP_ITEMS)], scoring, bs, length, "bench warm-up")
     generate_per_question(model, proc, items[:WARMUP_ITEMS], length)
-    fast, t_fast = _best_of(TIMED_RUNS, w.device,
-                            lambda: score_letter(model, proc, items, bs, length, "fast", "bench fast"))
-    slow, t_slow = _timed(w.device, lambda: generate_per_question(model, proc, items, length))
-    _, t_prof = _best_of(TIMED_RUNS, w.device,
-                         lambda: predict(model, proc, items, scoring, bs, length, "bench profile"))
+    fast, t_fast = best_of(TIMED_RUNS, w.device,
+                           lambda: score_letter(model, proc, items, bs, length, "fast", "bench fast"))
+    slow, t_slow = timed(w.device, lambda: generate_per_question(model, proc, items, length))
+    _, t_prof = best_of(TIMED_RUNS, w.device,
+                        lambda: predict(model, proc, items, scoring, bs, length, "bench profile"))
     n = len(items)
     return {
         "items": n,

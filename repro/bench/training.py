@@ -8,11 +8,11 @@ from __future__ import annotations
 import gc
 import itertools
 import math
-import time
 
 import torch
 
 from repro.bench.baselines import deepcopy_reference
+from repro.bench.clock import now
 from repro.bench.workload import Workload
 from repro.experiments.runner import PAPER_TARGET
 from repro.model.lora import attach_lora
@@ -38,14 +38,9 @@ class Meter:
         self.calls, self.t0 = 0, None
         self.samples, self.tokens, self.ref_tokens = 0, 0, 0
 
-    def _now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
     def batch(self, n: int) -> None:
         if self.calls == self.warm_calls:
-            self.t0, self.samples, self.tokens, self.ref_tokens = self._now(), 0, 0, 0
+            self.t0, self.samples, self.tokens, self.ref_tokens = now(self.device), 0, 0, 0
         self.calls += 1
         self.samples += n
 
@@ -67,7 +62,7 @@ class Meter:
         return max(0, self.calls - self.warm_calls)
 
     def seconds(self) -> float:
-        return self._now() - self.t0 if self.t0 is not None else 0.0
+        return now(self.device) - self.t0 if self.t0 is not None else 0.0
 
 
 def _epochs(examples, batch_size: int, calls: int) -> int:
