@@ -1,4 +1,5 @@
-"""Property tests: the MLLMU-Bench parquet loader and the MMBench TSV loader fed malformed records.
+"""Property tests: the MLLMU-Bench parquet loader and the MMBench TSV loader fed malformed records, and
+both parquet loaders fed damaged bytes.
 
 Each example starts from a valid miniature source and applies a few random mutations. A mutation is
 either *breaking* (the published schema is violated: the loader must raise DataError) or *benign*
@@ -22,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_mmbench_loader import base_rows, write_hub_parquet
 
 from repro.data.mllmu import load_people
 from repro.data.mmbench import load_mmbench
@@ -38,6 +40,14 @@ def png(i: int) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), ((60 * i) % 256, (90 * i + 40) % 256, 200)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def overwrite(path: Path, pos: int, width: int, fill: bytes) -> None:
+    """`width` bytes of `path` from `pos` (modulo its size) overwritten with `fill` repeated."""
+    data = bytearray(path.read_bytes())
+    pos %= len(data)
+    data[pos:pos + width] = (fill * width)[:width]
+    path.write_bytes(bytes(data))
 
 
 # ============================================================ MLLMU-Bench (parquet)
@@ -281,16 +291,32 @@ def test_mllmu_loader_survives_corrupt_parquet_bytes(pos, width, fill):
     full, ft = mllmu_rows()
     with tempfile.TemporaryDirectory() as tmp:
         write_mllmu(Path(tmp), full, ft)
-        path = Path(tmp) / "Full_Set" / SHARD
-        data = bytearray(path.read_bytes())
-        pos %= len(data)
-        data[pos:pos + width] = (fill * width)[:width]
-        path.write_bytes(bytes(data))
+        overwrite(Path(tmp) / "Full_Set" / SHARD, pos, width, fill)
         try:
             people = load_people(Path(tmp), "Full_Set")
         except DataError:
             return
     assert len(people) == N_PEOPLE and all(len(p.questions) == 4 for p in people)
+
+
+# ============================================================ MMBench (lmms-lab parquet)
+
+
+@FUZZ
+@given(pos=st.integers(0, 20_000), width=st.integers(1, 64), fill=st.binary(min_size=1, max_size=64))
+@example(pos=636, width=1, fill=b"\x86")  # a string page damaged into text that is not UTF-8
+def test_mmbench_parquet_loader_survives_corrupt_bytes(pos, width, fill):
+    """Bytes overwritten anywhere in a hub shard (a bad download): DataError, or every question."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        path = write_hub_parquet(root, base_rows())
+        expected = [q.index for q in load_mmbench(root)]
+        overwrite(path, pos, width, fill)
+        try:
+            questions = load_mmbench(root)
+        except DataError:
+            return
+    assert [q.index for q in questions] == expected
 
 
 # ============================================================ MMBench (VLMEvalKit TSV)

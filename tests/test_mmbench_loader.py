@@ -9,8 +9,6 @@ import random
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
 from repro.data.images import encode_png
@@ -267,21 +265,3 @@ def test_circular_correct_needs_every_copy(tmp_path):
     with pytest.raises(ValueError, match="index 1"):
         circular_correct(preds, qs)
 
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pos=st.integers(0, 20_000), width=st.integers(1, 64), fill=st.binary(min_size=1, max_size=64))
-@example(pos=636, width=1, fill=b"\x86")  # a string page damaged into text that is not UTF-8
-def test_damaged_parquet_bytes_raise_data_error_or_load_in_full(tmp_path_factory, pos, width, fill):
-    """Bytes overwritten anywhere in a hub shard (a bad download): DataError, or every question."""
-    root = tmp_path_factory.mktemp("hub")
-    path = write_hub_parquet(root, base_rows())
-    expected = load_mmbench(root)
-    data = bytearray(path.read_bytes())
-    pos %= len(data)
-    data[pos:pos + width] = (fill * width)[:width]
-    path.write_bytes(bytes(data))
-    try:
-        questions = load_mmbench(root)
-    except DataError:
-        return
-    assert [q.index for q in questions] == [q.index for q in expected]
