@@ -2,6 +2,7 @@
 
     nox -l                                              list the sessions
     nox -s tests                                        the CPU suite, what CI runs (posargs go to pytest)
+    nox -s golden-avx2                                  the tiny golden test as an AVX2 CPU runs it (caps set)
     nox -s lint                                         ruff
     nox -s sustainability -- --profile llava-1.5-13b    pulse-repro run sustainability --profile llava-1.5-13b
     nox -s all -- --profile tiny                        pulse-repro all --profile tiny
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -59,6 +61,19 @@ def tests(session: nox.Session) -> None:
     """The CPU test suite (the README's test command); posargs go to pytest."""
     install_kit(session)
     session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session(name="golden-avx2", default=False)
+def golden_avx2(session: nox.Session) -> None:
+    """The tiny golden test as an AVX2-only CPU runs it (PyTorch, MKL and oneDNN capped).
+
+    Posargs replace the test selection: `nox -s golden-avx2 -- tests` runs the whole suite capped."""
+    sys.path.insert(0, str(ROOT))  # the caps are the kit's own (repro/environment.py), not a second copy
+    from repro.environment import ISA_CAPS
+
+    install_kit(session)
+    session.run("python", "-m", "pytest", "-q", *(session.posargs or ["tests/test_tiny_golden.py"]),
+                env=ISA_CAPS["avx2"])
 
 
 @nox.session

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from repro.config import available_profiles, load_profile
+from repro.environment import NATIVE
 from repro.errors import ReproError
 
 EXPERIMENTS = ("finetuned", "pretrained", "sustainability", "modality")
@@ -65,15 +66,23 @@ def _parser() -> argparse.ArgumentParser:
                         "processes, one GPU each (round robin over the visible GPUs; on CPU, the cores "
                         "shared out), into this one run directory; then one report (default: 1, in this "
                         "process)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="end after the report, without the verdict against the profile's golden file "
+                        "(`golden record` runs its seeds so, while the file is being replaced)")
 
     p = sub.add_parser("report", help="write tables and figures for a run directory")
     p.add_argument("run_dir", type=Path)
 
     p = sub.add_parser("golden", help="record a profile's golden ranges from several seeded runs")
     gsub = p.add_subparsers(dest="golden_command", required=True, metavar="ACTION")
-    g = gsub.add_parser("record", help="run the profile once per seed and write min/max ranges with a margin")
+    g = gsub.add_parser("record", help="run the profile once per seed under each instruction set and write "
+                                       "min/max ranges with a margin")
     _profile_args(g)
-    g.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds to run, e.g. --seeds 0 1 2")
+    g.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds to run, e.g. --seeds 0 1 2 3 4")
+    g.add_argument("--isa", dest="isas", action="append", choices=("avx2", "avx512", NATIVE), default=None,
+                   help="an instruction set to run every seed under, capping PyTorch, MKL and oneDNN in a new "
+                        "process (native: no cap); repeatable (default: each this CPU can run from avx2 up, "
+                        "its own as native)")
     g.add_argument("--margin", type=float, default=5.0, help="points added on each side of [min, max]")
     g.add_argument("--max-spread", type=float, default=30.0,
                    help="record kinds whose spread across seeds exceeds this many points are not pinned")
@@ -96,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--golden", type=Path, default=None,
                    help="golden TOML (default: golden/<profile>.toml, or the file declaring the run's profile)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail ranges missed in an environment the golden file was not recorded in (by default "
+                        "they are reported as ENV DIFFERS; claims fail either way)")
     return parser
 
 
@@ -118,7 +130,7 @@ def _dispatch(args) -> int:
     if args.command == "verify":
         from repro.report.verify import verify_run
 
-        return verify_run(args.run_dir, args.golden)
+        return verify_run(args.run_dir, args.golden, args.strict)
     if args.command == "bench":
         from repro.bench.run import bench_command
 
@@ -136,11 +148,17 @@ def _dispatch(args) -> int:
         from repro.report.record import record_golden
 
         out = args.out or GOLDEN_DIR / f"{args.profile_obj.name}.toml"
-        command = " ".join(["pulse-repro golden record --profile", args.profile]
-                           + [f"--set {o}" for o in args.overrides]
-                           + ["--seeds", *map(str, args.seeds), "--margin", str(args.margin),
-                              "--max-spread", str(args.max_spread)])
-        return record_golden(args.profile_obj, args.seeds, out, args.runs, args.margin, args.max_spread, command)
+        import torch
+
+        from repro.environment import isas_below
+
+        isas = args.isas or isas_below(torch.backends.cpu.get_cpu_capability())
+        profile_args = ["--profile", args.profile, *(x for o in args.overrides for x in ("--set", o))]
+        command = " ".join(["pulse-repro golden record", *profile_args, "--seeds", *map(str, args.seeds),
+                            *(x for isa in isas for x in ("--isa", isa)), "--margin", str(args.margin),
+                            "--max-spread", str(args.max_spread)])
+        return record_golden(args.profile_obj, args.seeds, isas, out, args.runs, args.margin, args.max_spread,
+                             command, profile_args)
     if args.command == "splits":
         from repro.experiments.session import write_split_manifest
 
@@ -155,12 +173,13 @@ def _dispatch(args) -> int:
         from repro.experiments.grid import run_grid
 
         cell_args = ["--profile", args.profile, *(x for o in args.overrides for x in ("--set", o))]
-        return run_grid(args.profile_obj, _run_dir(args), args.jobs, cell_args)
-    return run_all(args.profile_obj, _run_dir(args))
+        return run_grid(args.profile_obj, _run_dir(args), args.jobs, cell_args, args.verify)
+    return run_all(args.profile_obj, _run_dir(args), args.verify)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each stage's line reaches a log file when it is printed
     try:
         return _dispatch(args)
     except ReproError as exc:

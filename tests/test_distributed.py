@@ -106,9 +106,10 @@ def test_training_is_within_tolerance_of_the_single_process_one(runs):
 
 
 def _base_weights(cache: Path, base_key: str) -> dict:
+    from repro.environment import numeric_tag
     from repro.model.factory import load_model
 
-    model, _ = load_model(str(cache / "models" / f"base-{base_key}"), "auto", torch.device("cpu"))
+    model, _ = load_model(str(cache / "models" / f"base-{base_key}-{numeric_tag()}"), "auto", torch.device("cpu"))
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

@@ -12,7 +12,7 @@ import torch
 from repro.config import Profile
 from repro.data.records import Person
 from repro.eval.items import Item, person_items
-from repro.experiments.session import Session, cache_dir
+from repro.experiments.session import Session, base_model_path, cache_dir
 from repro.model.factory import check_image_tokens, load_model
 from repro.model.prompts import encode_training_batch
 
@@ -71,7 +71,7 @@ def load(w: Workload, keep_state: bool = True) -> Workload:
     else:
         source = p.model.source
         if source == "tiny":
-            cached = cache_dir() / "models" / f"base-{s.base_key}"
+            cached = base_model_path(s.base_key)
             if not cached.exists():
                 if p.pretrain.steps:
                     print(f"pulse-repro bench: no cached base model; pre-training it ({p.pretrain.steps} steps, "

@@ -63,7 +63,7 @@ class _Worker:
         self.cell, self.proc, self.log, self.started = cell, proc, log, started
 
 
-def run_grid(profile: Profile, run_dir: Path, jobs: int, cell_args: list[str]) -> int:
+def run_grid(profile: Profile, run_dir: Path, jobs: int, cell_args: list[str], verify: bool = True) -> int:
     """Run `all` as cells over `jobs` processes; `cell_args` are the --profile/--set arguments the
     cells get (the same resolved profile as this process)."""
     if jobs < 1:
@@ -81,7 +81,7 @@ def run_grid(profile: Profile, run_dir: Path, jobs: int, cell_args: list[str]) -
               for exp in ("finetuned", "pretrained", "sustainability", "modality")}
     stages["total"] = round(time.perf_counter() - t0, 1)
     write_outputs(run_dir, stages)
-    return conclude(run_dir, stages, f" over {jobs} jobs (per experiment: the sum of its cells' times)")
+    return conclude(run_dir, stages, f" over {jobs} jobs (per experiment: the sum of its cells' times)", verify)
 
 
 def _cell_dir(run_dir: Path, cell: Cell) -> Path:

@@ -24,6 +24,7 @@ from repro.data.records import Person
 from repro.data.source import resolve_source
 from repro.data.splits import build_fictional_splits, build_manifest, data_hash, load_scores, write_manifest
 from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
+from repro.environment import numeric_tag
 from repro.errors import ReproError
 from repro.eval.items import Item, mmbench_items, person_items
 from repro.eval.scoring import predict
@@ -46,6 +47,12 @@ from repro.train.loop import batches_per_epoch, optimise, shuffled_batches
 def cache_dir() -> Path:
     """Where work shared across runs lives (the miniature world, the pre-trained tiny base model)."""
     return Path(os.environ.get("PULSE_CACHE", ".pulse-cache"))
+
+
+def base_model_path(base_key: str) -> Path:
+    """The cached tiny base model of `base_key` pre-trained in this numeric environment: one pre-trained
+    under another instruction set computes other floats, and is not reused here."""
+    return cache_dir() / "models" / f"base-{base_key}-{numeric_tag()}"
 
 
 @dataclass(frozen=True)
@@ -152,7 +159,7 @@ class Session:
         if p.model.source != "tiny":
             model, processor = load_model(p.model.source, p.model.dtype, self.device)
         else:
-            cached = cache_dir() / "models" / f"base-{self.base_key}"
+            cached = base_model_path(self.base_key)
             if distributed.rank0_decides(cached.exists()):  # under a launcher: a cache shared by the ranks
                 model, processor = load_model(str(cached), p.model.dtype, self.device)
             else:

@@ -75,6 +75,16 @@ class Verdict:
     measured: str
     passed: bool
     source: str
+    # A range missed in an environment the golden file was not recorded in is reported, not failed.
+    excused: bool = False
+
+    @property
+    def label(self) -> str:
+        return "PASS" if self.passed else "ENV DIFFERS" if self.excused else "FAIL"
+
+    @property
+    def failed(self) -> bool:
+        return not self.passed and not self.excused
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,12 @@ class Golden:
 
     def entries(self) -> list[NumberSpec | ClaimSpec]:
         return [*self.numbers, *self.claims]
+
+    @property
+    def environments(self) -> list[dict[str, Any]]:
+        """The numeric environments its ranges were recorded in (`pulse-repro golden record` writes them);
+        empty for a file whose numbers do not depend on one (the paper's)."""
+        return list(self.meta.get("environments", []))
 
     def applies(self, entry: NumberSpec | ClaimSpec, profile: str) -> bool:
         """Whether an entry is meant for runs of this profile (entry's profiles, else the file's)."""
@@ -343,6 +359,9 @@ def load_golden(path: Path) -> Golden:
     if not isinstance(meta, dict):
         raise _err(path, "top level", "key 'golden' must be a table")
     profile = _get(meta, "profile", str, path, "[golden]", None)
+    envs = meta.get("environments", [])
+    if not isinstance(envs, list) or not all(isinstance(e, dict) for e in envs):
+        raise _err(path, "[golden]", "key 'environments' must be a list of tables")
     for key in ("number", "claim"):
         if not isinstance(data.get(key, []), list):
             raise _err(path, "top level", f"key {key!r} must be an array of tables ([[{key}]])")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tabulate import tabulate
 
+from repro.environment import differences
 from repro.errors import ReproError
 from repro.experiments.results import read_results
 from repro.report.golden import Golden, Verdict, check_claims, check_numbers, find_golden, load_golden
@@ -21,17 +25,50 @@ def run_profile(records: list[dict], where: Path) -> str:
     return profiles[0]
 
 
+def run_environment(run_dir: Path) -> dict:
+    """The run's environment.json, or {} when it has none (an environment nobody recorded)."""
+    path = run_dir / "environment.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as exc:
+        raise ReproError(f"{path}: not valid JSON: {exc}") from None
+
+
+def environment_differences(run_dir: Path, golden: Golden) -> list[str]:
+    """How the run's numeric environment differs from every one the golden file's ranges were recorded
+    in; empty when one matches, or when the file records none (its numbers hold anywhere)."""
+    if not golden.environments:
+        return []
+    return differences(run_environment(run_dir), golden.environments)
+
+
+def environment_line(diffs: list[str], golden: Golden, strict: bool) -> str:
+    if not golden.environments:
+        return f"Environment: {golden.path.name} records none; its numbers are checked as they stand"
+    covered = "; ".join(f"{e.get('device')} {e.get('cpu_capability', '')}".strip()
+                        + f", {e.get('threads', '?')} threads, torch {e.get('torch')}" for e in golden.environments)
+    if not diffs:
+        return f"Environment: one {golden.path.name} was recorded in ({covered})"
+    consequence = ("ranges fail as usual (--strict)" if strict else
+                   "ranges outside are reported as ENV DIFFERS, not failed (--strict fails them); claims are judged")
+    return (f"Environment differs from what {golden.path.name} was recorded in ({covered}): "
+            f"{'; '.join(diffs)}; {consequence}")
+
+
 def _rows(verdicts: list[Verdict], with_source: bool) -> list[list[str]]:
-    return [[v.name, v.expected, v.measured, "PASS" if v.passed else "FAIL"] + ([v.source] if with_source else [])
-            for v in verdicts]
+    return [[v.name, v.expected, v.measured, v.label] + ([v.source] if with_source else []) for v in verdicts]
 
 
 def render_verdict(numbers: list[Verdict], claims: list[Verdict], golden: Golden, run_dir: Path, profile: str,
-                   markdown: bool = False) -> str:
-    """The verdict as text: numbers, then claims, then 'N passed, M failed' as the last line."""
+                   markdown: bool = False, environment: str = "") -> str:
+    """The verdict as text: the environment line, numbers, then claims, then 'N passed, M failed' (and how
+    many ranges another environment excused) as the last line."""
     headers = list(HEADERS) + (["source"] if markdown else [])
     widths = None if markdown else [None, 60, 60, None]
-    parts = [f"{'# ' if markdown else ''}Verdict: {run_dir} against {golden.path} (run profile {profile})"]
+    parts = [environment] if environment else []
+    parts.append(f"{'# ' if markdown else ''}Verdict: {run_dir} against {golden.path} (run profile {profile})")
     if golden.profile is not None and golden.profile != profile:
         parts.append(f"note: {golden.path.name} is for profile {golden.profile!r}, this run is {profile!r}; "
                      "its numbers are not expected to hold here")
@@ -41,14 +78,18 @@ def render_verdict(numbers: list[Verdict], claims: list[Verdict], golden: Golden
                              disable_numparse=True)
             parts.append(f"{'## ' if markdown else ''}{title}\n\n{table}")
     everything = numbers + claims
-    failed = sum(not v.passed for v in everything)
-    parts.append(f"{len(everything) - failed} passed, {failed} failed")
+    failed, excused = sum(v.failed for v in everything), sum(v.excused and not v.passed for v in everything)
+    last = f"{sum(v.passed for v in everything)} passed, {failed} failed"
+    if excused:
+        last += f", {excused} outside ranges recorded in another environment (not failed)"
+    parts.append(last)
     return "\n\n".join(parts) + "\n"
 
 
-def verify_run(run_dir: Path, golden: Path | None = None) -> int:
+def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) -> int:
     """Check RUN_DIR/results.jsonl against a golden file (default: the one for the run's profile), print the
-    verdict table, write RUN_DIR/report/verdict.md; return 0 if every check passed, else 1."""
+    verdict table, write RUN_DIR/report/verdict.md; return 0 if every check passed, else 1. A range missed
+    in an environment the file was not recorded in is excused unless `strict`; claims always count."""
     run_dir = Path(run_dir)
     results = run_dir / "results.jsonl"
     records = read_results(results)
@@ -58,9 +99,17 @@ def verify_run(run_dir: Path, golden: Path | None = None) -> int:
     spec = load_golden(golden if golden is not None else find_golden(profile))
     if not spec.numbers and not spec.claims:
         raise ReproError(f"{spec.path}: no [[number]] or [[claim]] entries: nothing to verify")
+    diffs = environment_differences(run_dir, spec)
     numbers, claims = check_numbers(records, spec), check_claims(records, spec)
-    print(render_verdict(numbers, claims, spec, run_dir, profile), end="")
+    if diffs and not strict:
+        numbers = [replace(v, excused=True) for v in numbers]
+    env_line = environment_line(diffs, spec, strict)
+    print(render_verdict(numbers, claims, spec, run_dir, profile, environment=env_line), end="")
     out = run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "verdict.md").write_text(render_verdict(numbers, claims, spec, run_dir, profile, markdown=True))
-    return 0 if all(v.passed for v in numbers + claims) else 1
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "verdict.md").write_text(render_verdict(numbers, claims, spec, run_dir, profile, markdown=True,
+                                                       environment=env_line))
+    except OSError as exc:  # a read-only run (an archive, a colleague's share) is still verified
+        print(f"pulse-repro: verdict not written to {out / 'verdict.md'}: {exc.strerror}", file=sys.stderr)
+    return 0 if not any(v.failed for v in numbers + claims) else 1
