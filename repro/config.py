@@ -52,6 +52,10 @@ class ModelConfig:
     source: str  # hub id, local dir, or "tiny" (built from the fields below)
     dtype: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     max_length: int = 512
+    # A model built from config ("tiny") reads with: "" the kit's word-level tokenizer and a CLIP image
+    # processor at image_size, or a LLaVA processor directory ("asset:llava-1.5": `pulse-repro assets fetch`).
+    processor: str = ""
+    vocab_size: int = 0  # text vocabulary of a model built from config; 0: the tokenizer's length
     vision_hidden: int = 64
     vision_layers: int = 2
     vision_heads: int = 4
@@ -109,7 +113,13 @@ class EvalConfig:
     scoring: str = "letter"  # "letter" (MLLMU-Bench) or "option-loglik" (lm-evaluation-harness)
     batch_size: int = 16
     mmbench_circular: bool = False
-    few_shot: int = 0
+    generate_tokens: int = 50  # new tokens when an answer is generated (MLLMU-Bench eval.py: max_new_tokens=50)
+    # MMBench's prompt: "plain" (the body alone) or "llava-v1" (LLaVA-1.5's own MMBench evaluation: the
+    # vicuna_v1 system prompt and separators); see repro/model/prompts.py
+    mmbench_template: str = "plain"
+    # MMBench's answer from the model's text: "first-letter" (MLLMU-Bench's rule) or "vlmevalkit"
+    # (VLMEvalKit's can_infer: a letter, or the text of exactly one option); see repro/eval/answers.py
+    mmbench_answer: str = "first-letter"
 
 
 @dataclass(frozen=True)
@@ -223,3 +233,16 @@ def check_choices(profile: Profile, methods: typing.Iterable[str] = (), targets:
                           f"{', '.join(REFERENCE_MODES)}")
     if profile.eval.scoring not in SCORINGS:
         raise ConfigError(f"eval.scoring {profile.eval.scoring!r}: expected one of {', '.join(SCORINGS)}")
+    from repro.eval.answers import ANSWER_RULES
+    from repro.model.prompts import MMBENCH_TEMPLATES
+
+    for key, value, known in (("eval.mmbench_template", profile.eval.mmbench_template, tuple(MMBENCH_TEMPLATES)),
+                              ("eval.mmbench_answer", profile.eval.mmbench_answer, tuple(ANSWER_RULES))):
+        if value not in known:
+            raise ConfigError(f"{key} {value!r}: expected one of {', '.join(known)}")
+    if profile.eval.generate_tokens < 1:
+        raise ConfigError(f"eval.generate_tokens {profile.eval.generate_tokens}: must be at least 1")
+    if profile.model.processor and profile.model.source != "tiny":
+        raise ConfigError(f"model.processor {profile.model.processor!r}: only a model built from config "
+                          f"(model.source = \"tiny\") takes a separate processor; {profile.model.source!r} "
+                          "brings its own")

@@ -243,3 +243,15 @@ def test_a_run_that_cannot_be_written_is_still_verified(tmp_path, golden, capsys
 
 def test_numeric_environment_is_what_golden_files_compare():
     assert differences(numeric_environment(), [numeric_environment()]) == []
+
+
+def test_the_cached_base_model_is_per_instruction_set(monkeypatch):
+    """A tiny base pre-trained under AVX-512 computes other floats than one pre-trained under AVX2: a capped
+    run must pre-train its own, not load the other from the cache."""
+    from repro.experiments import session
+
+    paths = set()
+    for tag in ("cpu-avx2", "cpu-avx512"):
+        monkeypatch.setattr(session, "numeric_tag", lambda tag=tag: tag)
+        paths.add(session.base_model_path("k"))
+    assert len(paths) == 2

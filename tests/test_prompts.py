@@ -75,6 +75,19 @@ def test_mmbench_prompt_exact():
     )
 
 
+def test_mmbench_prompt_llava_v1_is_llavas_own_mmbench_prompt():
+    """haotian-liu/LLaVA: model_vqa_mmbench.py builds '<image>\\n' + hint + '\\n' + question + '\\nA. a' ... +
+    '\\n' + the instruction; conv_templates['vicuna_v1'].get_prompt() wraps it as system + ' USER: ' + message +
+    ' ASSISTANT:' (sep ' ')."""
+    assert mmbench_prompt(mmb("H", {"A": "a", "B": "b"}), "llava-v1") == (
+        "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+        "detailed, and polite answers to the user's questions. USER: <image>\nH\nWhat shape is shown?\nA. a\n"
+        "B. b\nAnswer with the option's letter from the given choices directly. ASSISTANT:"
+    )
+    with pytest.raises(ReproError, match="expected one of plain, llava-v1"):
+        mmbench_prompt(mmb("", {"A": "a"}), "vicuna")
+
+
 def test_training_text_exact():
     p, a = training_text("What is her job?", "She is a doctor.", True)
     assert p + a == "USER: <image>\nWhat is her job?\nASSISTANT: She is a doctor.</s>"

@@ -33,11 +33,11 @@ def person_items(people: list[Person]) -> list[Item]:
     return items
 
 
-def mmbench_items(questions: list[MMBenchQuestion]) -> list[Item]:
+def mmbench_items(questions: list[MMBenchQuestion], template: str = "plain") -> list[Item]:
     items = []
     for q in questions:
         text = f"{q.hint}\n{q.question}" if q.hint else q.question
         context, _ = training_text(text, "", with_image=True)
-        items.append(Item(str(q.index), mmbench_prompt(q), context, dict(q.options), q.answer, q.image,
+        items.append(Item(str(q.index), mmbench_prompt(q, template), context, dict(q.options), q.answer, q.image,
                           "multimodal", category=q.category, group=q.group))
     return items

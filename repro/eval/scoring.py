@@ -18,16 +18,16 @@ from tqdm.auto import tqdm
 
 from repro import distributed, prefetch
 from repro.errors import ReproError
+from repro.eval.answers import ANSWER_RULES, first_letter
 from repro.eval.items import Item
 from repro.model.prompts import encode_prompts, encode_training_batch
 
-GENERATE_TOKENS = 8  # enough for a letter after a few whitespace tokens
+GENERATE_TOKENS = 50  # MLLMU-Bench eval.py: max_new_tokens=50
 
 
 def parse_letter(text: str) -> str:
     """MLLMU-Bench's parse: first non-space character, upper-cased, if A-D; else no answer."""
-    text = text.lstrip()
-    return text[0].upper() if text and text[0].upper() in "ABCD" else ""
+    return first_letter(text, "ABCD")
 
 
 def _image(item: Item) -> Image.Image | None:
@@ -103,10 +103,11 @@ def _each_batch(batches: list[list], encode: Callable[[list], dict], score: Call
 
 
 @torch.no_grad()
-def _generate_text(model, processor, batch: list[Item], max_length: int, enc: dict | None = None) -> list[str]:
+def _generate_text(model, processor, batch: list[Item], max_length: int, enc: dict | None = None,
+                   new_tokens: int = GENERATE_TOKENS) -> list[str]:
     enc = enc if enc is not None else _encode(processor, [it.prompt for it in batch], batch, max_length,
                                               model.device)
-    out = model.generate(**enc, do_sample=False, max_new_tokens=GENERATE_TOKENS,
+    out = model.generate(**enc, do_sample=False, max_new_tokens=new_tokens,
                          pad_token_id=processor.tokenizer.pad_token_id)
     new = out[:, enc["input_ids"].shape[1]:]
     return processor.tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -114,10 +115,18 @@ def _generate_text(model, processor, batch: list[Item], max_length: int, enc: di
 
 @torch.no_grad()
 def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_length: int,
-                 mode: str = "fast", desc: str = "eval") -> dict[str, str]:
-    """Predicted letter per item uid ("" when the answer does not start with A-D)."""
+                 mode: str = "fast", desc: str = "eval", rule: str = "first-letter",
+                 new_tokens: int = GENERATE_TOKENS) -> dict[str, str]:
+    """Predicted letter per item uid ("" when the answer gives none) by the answer `rule`
+    (repro/eval/answers.py). The fast path reads the first token, which decides `first-letter` alone; any
+    other rule reads the generated answer."""
     if mode not in ("fast", "generate"):
         raise ReproError(f"unknown letter scoring mode {mode!r}: use 'fast' or 'generate'")
+    if rule not in ANSWER_RULES:
+        raise ReproError(f"unknown answer rule {rule!r}: use one of {', '.join(ANSWER_RULES)}")
+    parse = ANSWER_RULES[rule]
+    if rule != "first-letter":
+        mode = "generate"
     tok = processor.tokenizer
 
     def encode(batch: list[Item]) -> dict:
@@ -125,8 +134,8 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
 
     def letters(batch: list[Item], enc: dict) -> dict[str, str]:
         if mode == "generate":
-            return {it.uid: parse_letter(text)
-                    for it, text in zip(batch, _generate_text(model, processor, batch, max_length, enc))}
+            texts = _generate_text(model, processor, batch, max_length, enc, new_tokens)
+            return {it.uid: parse(text, it.options) for it, text in zip(batch, texts)}
         # left padding: the last column predicts the next token; the LM head runs on that column alone
         first = model(**enc, logits_to_keep=1).logits[:, -1, :].argmax(-1).tolist()
         out, fallback = {}, []
@@ -135,12 +144,12 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
             # and only generation can say what comes after it.
             text = tok.decode([token], skip_special_tokens=True)
             if text.strip():
-                out[it.uid] = parse_letter(text)
+                out[it.uid] = parse(text, it.options)
             else:
                 fallback.append(it)
         if fallback:
-            out.update(zip((it.uid for it in fallback),
-                           map(parse_letter, _generate_text(model, processor, fallback, max_length))))
+            texts = _generate_text(model, processor, fallback, max_length, None, new_tokens)
+            out.update((it.uid, parse(text, it.options)) for it, text in zip(fallback, texts))
         return out
 
     batches = _mine(_batches(items, batch_size, lambda it: len(it.prompt)))
@@ -205,13 +214,13 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
 
 
 def predict(model, processor, items: Sequence[Item], scoring: str, batch_size: int, max_length: int,
-            desc: str = "eval") -> dict[str, str]:
-    """Predictions per item uid under the profile's scoring rule."""
+            desc: str = "eval", rule: str = "first-letter", new_tokens: int = GENERATE_TOKENS) -> dict[str, str]:
+    """Predictions per item uid under the profile's scoring (and, for `letter`, answer `rule`)."""
     if not items:
         return {}
     model.eval()
     if scoring == "letter":
-        return score_letter(model, processor, items, batch_size, max_length, "fast", desc)
+        return score_letter(model, processor, items, batch_size, max_length, "fast", desc, rule, new_tokens)
     if scoring == "option-loglik":
         return score_option_loglik(model, processor, items, batch_size, max_length, desc)
     raise ReproError(f"unknown scoring {scoring!r}: use 'letter' or 'option-loglik'")

@@ -64,7 +64,7 @@ class Runner:
             for modality, (acc, n) in modality_accuracy([it for it in items if it.person in keys], preds).items():
                 out.append({"split": split, "modality": modality, "accuracy": round(acc, 4), "n": n})
         items = self.session.mmbench_items()
-        preds = self.session.evaluate(model_key, items, "eval mmbench")
+        preds = self.session.evaluate(model_key, items, "eval mmbench", self.profile.eval.mmbench_answer)
         acc, n = (circular_accuracy(items, preds) if self.profile.eval.mmbench_circular
                   else modality_accuracy(items, preds)["all"])
         out.append({"split": "mmbench", "modality": "all", "accuracy": round(acc, 4), "n": n})

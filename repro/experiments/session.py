@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from repro import distributed
+from repro.assets import require_asset
 from repro.config import Profile
 from repro.data.mllmu import load_people
 from repro.data.mmbench import load_mmbench
@@ -29,8 +30,15 @@ from repro.errors import ReproError
 from repro.eval.items import Item, mmbench_items, person_items
 from repro.eval.scoring import predict
 from repro.experiments.disk import require_free, weight_bytes
-from repro.hashing import key_of, seed_from_key
-from repro.model.factory import build_tiny_model, check_image_tokens, load_model, save_model
+from repro.hashing import identity, key_of, seed_from_key
+from repro.model.factory import (
+    build_model,
+    check_image_tokens,
+    load_model,
+    load_processor,
+    save_model,
+    tiny_processor,
+)
 from repro.model.lora import attach_lora, merge
 from repro.model.prompts import encode_training_batch
 from repro.model.tokenizer import build_word_tokenizer
@@ -150,7 +158,7 @@ class Session:
     @cached_property
     def base_key(self) -> str:
         p = self.profile
-        return key_of("base", asdict(p.model), asdict(p.pretrain), p.seed,
+        return key_of("base", identity(p.model, ("processor", "vocab_size")), asdict(p.pretrain), p.seed,
                       self.source_hash if p.model.source == "tiny" else "")
 
     @cached_property
@@ -164,7 +172,9 @@ class Session:
                 model, processor = load_model(str(cached), p.model.dtype, self.device)
             else:
                 torch.manual_seed(seed_from_key(self.base_key))
-                model, processor = build_tiny_model(p.model, build_word_tokenizer(self._all_texts()), p.seed)
+                processor = (load_processor(require_asset(p.model.processor)) if p.model.processor
+                             else tiny_processor(p.model, build_word_tokenizer(self._all_texts())))
+                model, processor = build_model(p.model, processor, p.seed)
                 model.to(self.device)
                 check_image_tokens(model, processor)
                 if distributed.is_main():
@@ -315,22 +325,25 @@ class Session:
         return key
 
     # ---- evaluation -------------------------------------------------------------------------
-    def evaluate(self, model_key: str, items: list[Item], desc: str = "eval") -> dict[str, str]:
-        """Predictions of model `model_key` on `items`, computed once and kept on disk."""
+    def evaluate(self, model_key: str, items: list[Item], desc: str = "eval",
+                 rule: str = "first-letter") -> dict[str, str]:
+        """Predictions of model `model_key` on `items` (answers read by `rule`), computed once and kept on
+        disk under a key of everything they depend on: the prompts themselves, not only their ids."""
         e = self.profile.eval
-        path = self.units / f"eval-{key_of(model_key, e.scoring, [it.uid for it in items])}.json"
+        how = [e.scoring] if e.scoring != "letter" else [e.scoring, rule, e.generate_tokens]
+        path = self.units / f"eval-{key_of(model_key, *how, [(it.uid, it.prompt) for it in items])}.json"
         # rank 0 reads the unit, when there is one, and every rank gets its predictions
         kept = distributed.rank0_reads(lambda: json.loads(path.read_text()) if path.exists() else None)
         if kept is not None:
             return kept
         preds = predict(self.model(model_key), self.processor, items, e.scoring, e.batch_size,
-                        self.profile.model.max_length, desc)
+                        self.profile.model.max_length, desc, rule, e.generate_tokens)
         if distributed.is_main():
             atomic_write_text(path, json.dumps(preds, sort_keys=True))
         return preds
 
     def mmbench_items(self) -> list[Item]:
-        items = mmbench_items(self.mmbench_dev)
+        items = mmbench_items(self.mmbench_dev, self.profile.eval.mmbench_template)
         if not self.profile.eval.mmbench_circular:
             items = [it for it in items if it.group == int(it.uid)]
         return items

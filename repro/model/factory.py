@@ -45,14 +45,56 @@ def _image_processor(image_size: int) -> CLIPImageProcessorPil:
 def build_tiny_model(
     cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 0
 ) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    """A LLaVA-architecture model (CLIP vision tower + Llama LM) with random weights from `seed`."""
+    """A LLaVA-architecture model (CLIP vision tower + Llama LM) with random weights from `seed`, reading
+    with `tokenizer` and a CLIP image processor at `cfg.image_size`."""
+    return build_model(cfg, tiny_processor(cfg, tokenizer), seed)
+
+
+def tiny_processor(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> LlavaProcessor:
+    """The processor of a model built from config with the kit's own tokenizer."""
+    return LlavaProcessor(
+        image_processor=_image_processor(cfg.image_size),
+        tokenizer=tokenizer,
+        patch_size=cfg.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's CLS, which "default" then drops: (size/patch)^2 tokens
+        chat_template=None,
+        image_token=IMAGE_TOKEN,
+    )
+
+
+def load_processor(directory: Path) -> LlavaProcessor:
+    """A LLaVA processor from a directory laid out as a hub snapshot (`pulse-repro assets fetch` writes one)."""
+    try:
+        return LlavaProcessor.from_pretrained(str(directory))
+    except (OSError, ValueError) as exc:
+        raise ReproError(f"processor {directory}: cannot load a LLaVA processor ({exc})") from exc
+
+
+def _processor_agrees(cfg: ModelConfig, processor: LlavaProcessor) -> None:
+    crop = getattr(processor.image_processor, "crop_size", None) or {}
+    size = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
+    if processor.patch_size != cfg.patch_size or (size is not None and size != cfg.image_size):
+        raise ReproError(f"the processor reads {size}-px images in patches of {processor.patch_size}, the profile's "
+                         f"model.image_size / model.patch_size are {cfg.image_size} / {cfg.patch_size}")
+
+
+def build_model(cfg: ModelConfig, processor: LlavaProcessor, seed: int = 0) -> tuple[LlavaForConditionalGeneration,
+                                                                                     LlavaProcessor]:
+    """A LLaVA-architecture model (CLIP vision tower + Llama LM) with random weights from `seed`, for
+    `processor` (its tokenizer sets the vocabulary unless `cfg.vocab_size` is larger, as LLaVA-1.5 pads
+    32,002 tokens to 32,064)."""
     if cfg.image_size % cfg.patch_size:
         raise ReproError(
             f"model.image_size {cfg.image_size} is not a multiple of model.patch_size {cfg.patch_size}"
         )
+    _processor_agrees(cfg, processor)
+    tokenizer = processor.tokenizer
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     if image_id is None or image_id == tokenizer.unk_token_id:
         raise ReproError(f"the tokenizer has no {IMAGE_TOKEN!r} token")
+    if cfg.vocab_size and cfg.vocab_size < len(tokenizer):
+        raise ReproError(f"model.vocab_size {cfg.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
     n_image = (cfg.image_size // cfg.patch_size) ** 2
     vision = CLIPVisionConfig(
         hidden_size=cfg.vision_hidden,
@@ -70,7 +112,7 @@ def build_tiny_model(
         num_attention_heads=cfg.text_heads,
         num_key_value_heads=cfg.text_heads,
         intermediate_size=cfg.text_intermediate,
-        vocab_size=len(tokenizer),
+        vocab_size=cfg.vocab_size or len(tokenizer),
         max_position_embeddings=max(cfg.max_length, 128),
         tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id,
@@ -94,15 +136,6 @@ def build_tiny_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
-    processor = LlavaProcessor(
-        image_processor=_image_processor(cfg.image_size),
-        tokenizer=tokenizer,
-        patch_size=cfg.patch_size,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,  # CLIP's CLS, which "default" then drops: (size/patch)^2 tokens
-        chat_template=None,
-        image_token=IMAGE_TOKEN,
-    )
     return model.eval(), processor
 
 

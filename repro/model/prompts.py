@@ -33,11 +33,28 @@ def mcq_prompt(q: MCQ) -> str:
     return f"{_user(q.modality == 'multimodal')}{q.question}\n{options}{MCQ_INSTRUCTION}\nASSISTANT:"
 
 
-def mmbench_prompt(q: MMBenchQuestion) -> str:
-    """LLaVA's MMBench prompt: hint line only when there is a hint, non-empty options only."""
+# LLaVA-1.5's conversation template "vicuna_v1" (haotian-liu/LLaVA llava/conversation.py), which its MMBench
+# evaluation uses (scripts/v1_5/eval/mmbench.sh: --conv-mode vicuna_v1): system prompt, then
+# "USER: {message} ASSISTANT:" with " " as the separator.
+VICUNA_V1_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
+                    "The assistant gives helpful, detailed, and polite answers to the user's questions.")
+MMBENCH_TEMPLATES = {
+    "plain": "USER: {body}\nASSISTANT:",  # the body alone, in MLLMU-Bench's turn format
+    "llava-v1": VICUNA_V1_SYSTEM + " USER: {body} ASSISTANT:",  # LLaVA-1.5's model_vqa_mmbench.py
+}
+
+
+def mmbench_prompt(q: MMBenchQuestion, template: str = "plain") -> str:
+    """LLaVA's MMBench question (llava/eval/model_vqa_mmbench.py): the image, the hint line only when there
+    is a hint, the question, "A. option" lines for the non-empty options, the single-answer instruction;
+    wrapped in `template` (MMBENCH_TEMPLATES)."""
     hint = f"{q.hint}\n" if q.hint and q.hint.strip() else ""
-    options = "".join(f"{k}. {q.options[k]}\n" for k in LETTERS if q.options.get(k, "").strip())
-    return f"{_user(True)}{hint}{q.question}\n{options}{MMBENCH_INSTRUCTION}\nASSISTANT:"
+    options = "".join(f"\n{k}. {q.options[k]}" for k in LETTERS if q.options.get(k, "").strip())
+    body = f"{IMAGE_TOKEN}\n{hint}{q.question}{options}\n{MMBENCH_INSTRUCTION}"
+    try:
+        return MMBENCH_TEMPLATES[template].format(body=body)
+    except KeyError:
+        raise ReproError(f"MMBench template {template!r}: expected one of {', '.join(MMBENCH_TEMPLATES)}") from None
 
 
 def training_text(question: str, answer: str, with_image: bool) -> tuple[str, str]:
