@@ -106,9 +106,9 @@ def test_ranges_cover_every_seed_under_every_instruction_set():
 def test_unpinned_and_wide_ranges_say_where_the_spread_comes_from():
     runs = [run("avx2", 0, 10.0), run("avx2", 1, 30.0), run(NATIVE, 0, 12.0), run(NATIVE, 1, 50.0)]
     _, unpinned, _ = number_ranges(runs, margin=1.0, max_spread=30.0)
-    assert unpinned == ["finetuned_ga_proj_llm_1_unlearn_all (10.0..50.0): 38.0 points across seeds, "
-                        "20.0 between instruction sets"]
-    entries, unpinned, wide = number_ranges(runs, margin=1.0, max_spread=45.0)
+    assert unpinned == [("finetuned_ga_proj_llm_1_unlearn_all (10.0..50.0): 38.0 points across seeds, "
+                        "20.0 between instruction sets")]
+    _entries, unpinned, wide = number_ranges(runs, margin=1.0, max_spread=45.0)
     assert unpinned == [] and len(wide) == 1 and wide[0].startswith("finetuned_ga_proj_llm_1_unlearn_all [9.0, 51.0]")
     missing = runs[:3] + [RecordedRun(NATIVE, 1, [], env("AVX512"))]
     _, unpinned, _ = number_ranges(missing, margin=1.0, max_spread=45.0)

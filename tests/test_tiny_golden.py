@@ -9,6 +9,7 @@ skipped, saying what differs); a claim fails anywhere.
 from __future__ import annotations
 
 import pytest
+from small_model import WORD_LEVEL_TOKENS
 
 from repro.config import load_profile
 from repro.eval.items import person_items
@@ -53,8 +54,10 @@ def test_fast_and_generate_scorers_agree_on_trained_models(tiny_run):
     unlearned, _ = unlearn_request(session, finetuned, shard, retain, "ga", "proj+llm")
     for key in (session.base_key, finetuned, unlearned):
         model = session.model(key)
-        fast = score_letter(model, session.processor, items, 64, profile.model.max_length, "fast")
-        slow = score_letter(model, session.processor, items, 64, profile.model.max_length, "generate")
+        fast = score_letter(model, session.processor, items, 64, profile.model.max_length, "fast",
+                            new_tokens=WORD_LEVEL_TOKENS)
+        slow = score_letter(model, session.processor, items, 64, profile.model.max_length, "generate",
+                            new_tokens=WORD_LEVEL_TOKENS)
         assert len(fast) == len(items)
         differ = [uid for uid in fast if fast[uid] != slow[uid]]
         assert not differ, f"model {key}: fast and generate differ on {len(differ)} items, e.g. {differ[:3]}"
