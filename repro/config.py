@@ -34,6 +34,7 @@ class WorldConfig:
     image_size: int = 32
     mmbench_dev: int = 200
     mmbench_train: int = 2000
+    long_hints: float = 0.0  # share of mini-MMBench dev questions whose hint runs to MMBench's real lengths
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class ModelConfig:
     # processor at image_size, or a LLaVA processor directory ("asset:llava-1.5": `pulse-repro assets fetch`).
     processor: str = ""
     vocab_size: int = 0  # text vocabulary of a model built from config; 0: the tokenizer's length
+    context: int = 0  # positions of a model built from config (evaluation's limit); 0: max(max_length, 128)
     vision_hidden: int = 64
     vision_layers: int = 2
     vision_heads: int = 4

@@ -82,3 +82,24 @@ def test_text_is_tokenizer_friendly(world):
     for q in load_mmbench(world / TRAIN_NAME):
         for text in (q.question, q.hint, *q.options.values()):
             assert "," not in text and "\t" not in text and "\n" not in text
+
+
+def test_long_hints_span_mmbench_lengths_and_change_nothing_else(tmp_path):
+    """long_hints gives the dev questions hints of several sentences up to MMBench dev-en's longest (about
+    2,000 characters); every other cell, and the training file, are the same bytes as without them."""
+    plain, long = tmp_path / "plain", tmp_path / "long"
+    write_mmbench_world(plain, seed=5, dev=60, train=20)
+    write_mmbench_world(long, seed=5, dev=60, train=20, long_hints=1.0)
+    assert digest(plain / TRAIN_NAME) == digest(long / TRAIN_NAME)
+    rows = {}
+    for name in (plain, long):
+        with (name / DEV_NAME).open(encoding="utf-8") as fh:
+            rows[name] = list(csv.DictReader(fh, delimiter="\t"))
+    assert len(rows[plain]) == len(rows[long])
+    for a, b in zip(rows[plain], rows[long]):
+        assert {k: v for k, v in a.items() if k != "hint"} == {k: v for k, v in b.items() if k != "hint"}
+    hints = [len(r["hint"]) for r in rows[long]]
+    assert min(hints) >= 100 and max(hints) >= 1500, (min(hints), max(hints))
+    assert sum(h > 1000 for h in hints) >= 10, "long hints are drawn across the range"
+    # the questions load as MMBench questions, hints included
+    assert max(len(q.hint) for q in load_mmbench(long / DEV_NAME)) == max(hints)

@@ -51,6 +51,29 @@ PLURAL = {s: s + "s" for s in SHAPES}
 POSITIONS = ("left", "right", "top", "bottom")
 NUMBERS = ("one", "two", "three", "four")
 HINTS = ("Look at the whole image.", "The image shows simple shapes.")
+# Sentences of the long hints (`long_hints`): MMBench dev-en's hints run to several sentences, and its
+# longest question bodies (hint, question and options) to about 2,150 characters (EvalScope's MMBench card:
+# English prompts up to 2,395 characters with about 240 of its own wrapper). LONG_HINT_SENTENCES spans that.
+HINT_SENTENCES = (
+    "The picture was drawn for a test of visual reasoning.",
+    "Every object in it has a single flat colour and no outline.",
+    "Objects may be large or small, and they never overlap one another.",
+    "The background is plain and carries no information about the answer.",
+    "Positions are described as they appear to the viewer, not to the objects.",
+    "A square is a shape with four equal sides and four right angles.",
+    "A triangle is a shape with three straight sides.",
+    "A circle is round, and every point of its edge is as far from its centre as any other.",
+    "A diamond is a square turned so that one corner points up.",
+    "Counting means giving the number of separate objects of the kind asked about.",
+    "Colours are named by the closest of a few common colour words.",
+    "When several objects are present, the question says which one it is about.",
+)
+LONG_HINT_SENTENCES = (2, 40)  # about 100 to 2,000 characters
+
+
+def long_hint(rng: random.Random) -> str:
+    """A hint of several sentences, of a length drawn across LONG_HINT_SENTENCES."""
+    return " ".join(rng.choice(HINT_SENTENCES) for _ in range(rng.randint(*LONG_HINT_SENTENCES)))
 
 # (category, l2-category) per question kind, in MMBench's naming style.
 CATEGORY = {
@@ -247,9 +270,11 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 
 def write_mmbench_world(
-    out_dir: Path, seed: int, dev: int = 200, train: int = 2000, image_size: int = 32
+    out_dir: Path, seed: int, dev: int = 200, train: int = 2000, image_size: int = 32, long_hints: float = 0.0
 ) -> None:
-    """Write `out_dir/MMBench_DEV_EN.tsv` and `out_dir/MMBench_TRAIN_EN.tsv`; same seed, same bytes."""
+    """Write `out_dir/MMBench_DEV_EN.tsv` and `out_dir/MMBench_TRAIN_EN.tsv`; same seed, same bytes. A share
+    `long_hints` of the dev questions carries a hint of several sentences (drawn from a stream of its own,
+    so the rest of the world is the same bytes with or without them)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Independent streams: dev is drawn without knowing train's draws, and vice versa.
@@ -257,5 +282,9 @@ def write_mmbench_world(
     train_rows = _rows(random.Random(f"mmbench-train-{seed}"), train, image_size, "train", set(), train_seen)
     dev_rng = random.Random(f"mmbench-dev-{seed}")
     dev_rows = _rows(dev_rng, dev, image_size, "dev", train_seen, set())
+    hint_rng = random.Random(f"mmbench-long-hints-{seed}")
+    for row in dev_rows:
+        if hint_rng.random() < long_hints:
+            row["hint"] = long_hint(hint_rng)
     _write(out_dir / DEV_NAME, dev_rows + _circular(dev_rng, dev_rows))
     _write(out_dir / TRAIN_NAME, train_rows)

@@ -34,6 +34,7 @@ from repro.hashing import identity, key_of, seed_from_key
 from repro.model.factory import (
     build_model,
     check_image_tokens,
+    context_length,
     load_model,
     load_processor,
     save_model,
@@ -93,7 +94,8 @@ class Session:
         self.profile = profile
         self.run_dir = run_dir
         self.units = run_dir / "units"
-        self.data_dir = data_dir or cache_dir() / f"world-{key_of(asdict(profile.world), profile.seed)}"
+        world_key = key_of(identity(profile.world, ("long_hints",)), profile.seed)
+        self.data_dir = data_dir or cache_dir() / f"world-{world_key}"
         dist = distributed.current()  # None when alone; under a launcher, this rank's device
         self.device = (dist.device if dist is not None
                        else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
@@ -158,7 +160,7 @@ class Session:
     @cached_property
     def base_key(self) -> str:
         p = self.profile
-        return key_of("base", identity(p.model, ("processor", "vocab_size")), asdict(p.pretrain), p.seed,
+        return key_of("base", identity(p.model, ("processor", "vocab_size", "context")), asdict(p.pretrain), p.seed,
                       self.source_hash if p.model.source == "tiny" else "")
 
     @cached_property
@@ -336,8 +338,11 @@ class Session:
         kept = distributed.rank0_reads(lambda: json.loads(path.read_text()) if path.exists() else None)
         if kept is not None:
             return kept
-        preds = predict(self.model(model_key), self.processor, items, e.scoring, e.batch_size,
-                        self.profile.model.max_length, desc, rule, e.generate_tokens)
+        model = self.model(model_key)
+        # an evaluation prompt may fill the model's context, less the answer the letter scorer may generate
+        limit = context_length(model) - (e.generate_tokens if e.scoring == "letter" else 0)
+        preds = predict(model, self.processor, items, e.scoring, e.batch_size, limit, desc, rule,
+                        e.generate_tokens)
         if distributed.is_main():
             atomic_write_text(path, json.dumps(preds, sort_keys=True))
         return preds

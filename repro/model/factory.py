@@ -113,7 +113,7 @@ def build_model(cfg: ModelConfig, processor: LlavaProcessor, seed: int = 0) -> t
         num_key_value_heads=cfg.text_heads,
         intermediate_size=cfg.text_intermediate,
         vocab_size=cfg.vocab_size or len(tokenizer),
-        max_position_embeddings=max(cfg.max_length, 128),
+        max_position_embeddings=cfg.context or max(cfg.max_length, 128),
         tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -210,6 +210,12 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def context_length(model) -> int:
+    """The longest sequence the language model reads (LLaVA-1.5: 4,096): the limit of an evaluation prompt
+    plus its generated answer. model.max_length is a training budget, not this."""
+    return int(model.config.text_config.max_position_embeddings)
 
 
 def image_token_count(model) -> int:

@@ -99,7 +99,8 @@ def _encode(
     )
     length = batch["input_ids"].shape[1]
     if length > max_length:
-        raise ReproError(f"an encoded prompt has {length} tokens, over model.max_length {max_length}")
+        raise ReproError(f"an encoded prompt has {length} tokens, over the limit of {max_length} (training: "
+                         "model.max_length; evaluation: the model's context less eval.generate_tokens)")
     return dict(batch)
 
 
