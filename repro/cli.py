@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="end after the report, without the verdict against the profile's golden file "
                         "(`golden record` runs its seeds so, while the file is being replaced)")
 
+    p = sub.add_parser("preflight", help="check in seconds what would stop a run (lengths, data, GPU, disk); "
+                                         "all and run start with it")
+    _profile_args(p)
+    p.add_argument("--out", type=Path, default=None, help="run directory whose disk is checked (default: runs/<profile>)")
+
     p = sub.add_parser("report", help="write tables and figures for a run directory")
     p.add_argument("run_dir", type=Path)
 
@@ -179,7 +184,14 @@ def _dispatch(args) -> int:
         write_split_manifest(args.profile_obj, args.out, args.scores, args.data_dir)
         print(f"wrote {args.out}")
         return 0
+    from repro.experiments.preflight import preflight, require_preflight
     from repro.experiments.runner import run_all, run_experiment
+
+    if args.command == "preflight":
+        report = preflight(args.profile_obj, _run_dir(args))
+        print(report.report())
+        return 1 if report.problems else 0
+    require_preflight(args.profile_obj, _run_dir(args))
 
     if args.command == "run":
         return run_experiment(args.profile_obj, _run_dir(args), args.experiment, args.method, args.target)

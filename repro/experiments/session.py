@@ -149,7 +149,7 @@ class Session:
         return [by_key[k] for k in keys]
 
     # ---- models -----------------------------------------------------------------------------
-    def _all_texts(self) -> list[str]:
+    def all_texts(self) -> list[str]:
         """Everything the tiny model will ever read, for its word-level vocabulary."""
         items = person_items(self.fictional + self.celebrities) + mmbench_items(self.mmbench_dev + self.mmbench_train)
         texts = [it.prompt for it in items] + [it.context for it in items]
@@ -175,7 +175,7 @@ class Session:
             else:
                 torch.manual_seed(seed_from_key(self.base_key))
                 processor = (load_processor(require_asset(p.model.processor)) if p.model.processor
-                             else tiny_processor(p.model, build_word_tokenizer(self._all_texts())))
+                             else tiny_processor(p.model, build_word_tokenizer(self.all_texts())))
                 model, processor = build_model(p.model, processor, p.seed)
                 model.to(self.device)
                 check_image_tokens(model, processor)

@@ -1,0 +1,225 @@
+"""`pulse-repro preflight`: what would stop a run, found in seconds before anything trains.
+
+It reads the data and the processor (never the weights), encodes every prompt of every split the profile
+will use (the evaluation questions, the fine-tuning and unlearning examples), and checks the token lengths
+against their limits, the data against the paper's Table A, the GPU, its driver and memory, the free disk
+and the weight cache. Each problem is one line that says what to change; `all` and `run` start with it and
+do not start while there is one.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from repro.assets import require_asset
+from repro.config import Profile
+from repro.errors import ReproError
+from repro.eval.items import Item, person_items
+from repro.model.prompts import IMAGE_TOKEN
+from repro.train.examples import knowledge_examples
+
+TABLE_A = {"fictional": 100, "celebrities scored": 153, "celebrities kept": 45}  # the paper's Table A
+# The NVIDIA driver each CUDA build of torch needs at least (CUDA's release notes, Linux x86-64).
+DRIVER_FOR_CUDA = {"13.0": 580, "12.9": 575, "12.8": 570, "12.6": 560, "12.4": 550, "12.1": 530, "11.8": 520}
+
+
+@dataclass
+class Preflight:
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        out = self.lines + ([f"{len(self.problems)} problem(s); the run would not start:"] +
+                            [f"- {p}" for p in self.problems] if self.problems else ["no problems found"])
+        return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One thing the model will read: its name for a problem line, its text, whether it shows an image."""
+
+    name: str
+    text: str
+    image: bool
+
+
+def _percentile(values: list[int], q: float) -> int:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def token_lengths(tokenizer, texts: list[Encoded], image_tokens: int) -> list[int]:
+    """Tokens each text takes: the tokenizer's count, with <image> expanded as the processor expands it."""
+    ids = tokenizer([t.text for t in texts], add_special_tokens=True)["input_ids"]
+    return [len(i) + (image_tokens - 1) * t.text.count(IMAGE_TOKEN) for i, t in zip(ids, texts)]
+
+
+def _eval_texts(items: Iterable[Item], scoring: str) -> list[Encoded]:
+    """What the scorer feeds the model per item: the letter prompt, or every option after the context."""
+    out = []
+    for it in items:
+        name = f"MMBench question {it.uid}" if not it.person else f"{it.person} question {it.uid.split('#')[-1]}"
+        if scoring == "letter":
+            out.append(Encoded(name, it.prompt, it.image is not None))
+        else:
+            out.extend(Encoded(f"{name} option {k}", f"{it.context} {v}</s>", it.image is not None)
+                       for k, v in it.options.items())
+    return out
+
+
+def _example_texts(people, cfg) -> list[Encoded]:
+    """Every training (and forget) example, named by its person and question."""
+    return [Encoded(f"{p.key} training example {ex.prompt.splitlines()[-2][:60]!r}", ex.prompt + ex.answer,
+                    ex.image is not None)
+            for p in people for ex in knowledge_examples([p], cfg)]
+
+
+def _model_shape(profile: Profile, session) -> tuple[object, int, int, int]:
+    """(tokenizer, image tokens per image, context, parameter count) without loading any weights."""
+    from transformers import AutoConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    from repro.model.factory import load_processor, tiny_processor
+    from repro.model.tokenizer import build_word_tokenizer
+
+    m = profile.model
+    if m.source == "tiny":
+        processor = (load_processor(require_asset(m.processor)) if m.processor
+                     else tiny_processor(m, build_word_tokenizer(session.all_texts())))
+        image_tokens = (m.image_size // m.patch_size) ** 2
+        context = m.context or max(m.max_length, 128)
+        params = None
+    else:
+        from transformers import LlavaProcessor
+
+        try:
+            processor = LlavaProcessor.from_pretrained(m.source)
+            config = AutoConfig.from_pretrained(m.source)
+        except (OSError, ValueError) as exc:
+            raise ReproError(f"model.source {m.source!r}: cannot read its processor and config ({exc})") from exc
+        if not isinstance(config, LlavaConfig):
+            raise ReproError(f"model.source {m.source!r}: not a LLaVA checkpoint ({type(config).__name__})")
+        vision = config.vision_config
+        image_tokens = (vision.image_size // vision.patch_size) ** 2
+        context = int(config.text_config.max_position_embeddings)
+        with torch.device("meta"):
+            params = sum(p.numel() for p in LlavaForConditionalGeneration(config).parameters())
+    return processor.tokenizer, image_tokens, context, params
+
+
+def _lengths(pf: Preflight, tokenizer, groups: dict[str, tuple[list[Encoded], int, str]], image_tokens: int) -> None:
+    pf.lines.append(f"{'lengths':<10}{'what':<28}{'items':>7}{'max':>7}{'p99':>7}{'limit':>7}")
+    for what, (texts, limit, why) in groups.items():
+        if not texts:
+            continue
+        lengths = token_lengths(tokenizer, texts, image_tokens)
+        pf.lines.append(f"{'':<10}{what:<28}{len(texts):>7}{max(lengths):>7}{_percentile(lengths, 0.99):>7}"
+                        f"{limit:>7}")
+        over = [(n, t) for n, t in zip(lengths, texts) if n > limit]
+        for n, t in over[:5]:
+            pf.problems.append(f"{t.name}: {n} tokens, over {why} ({limit}); {_fix(what, n)}")
+        if len(over) > 5:
+            pf.problems.append(f"... and {len(over) - 5} more {what} over {limit} tokens")
+
+
+def _fix(what: str, n: int) -> str:
+    if "example" in what:
+        return f"raise model.max_length to at least {n} (training examples are never truncated)"
+    return "the model's context cannot hold it: leave the question out of the data, or use a longer-context model"
+
+
+def _gpu(pf: Preflight, profile: Profile) -> None:
+    if not torch.cuda.is_available():
+        pf.lines.append(f"{'gpu':<10}none (CPU run)")
+        if profile.model.source != "tiny":
+            pf.problems.append(f"no CUDA GPU: {profile.name} loads {profile.model.source} and needs one "
+                               "(docker run --gpus all ..., or a machine with an NVIDIA GPU)")
+        return
+    free, total = torch.cuda.mem_get_info()
+    line = f"{'gpu':<10}{torch.cuda.get_device_name(0)}: {free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+    driver = _driver_version()
+    need = DRIVER_FOR_CUDA.get(".".join((torch.version.cuda or "").split(".")[:2]))
+    if driver is not None:
+        line += f"; driver {driver}" + (f" (torch's CUDA {torch.version.cuda} needs >= {need})" if need else "")
+        if need and int(driver.split(".")[0]) < need:
+            pf.problems.append(f"NVIDIA driver {driver} is older than {need}, which torch's CUDA {torch.version.cuda} "
+                               "needs: update the driver, or build the image for an older CUDA (docker/README.md)")
+    pf.lines.append(line)
+
+
+def _driver_version() -> str | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else None
+
+
+def _disk_and_cache(pf: Preflight, profile: Profile, run_dir: Path, params: int | None) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(run_dir).free
+    line = f"{'disk':<10}{free / 1e9:.1f} GB free in {run_dir}"
+    if params is not None:
+        need = params * 2 * 1.1  # the fine-tuned model in bf16, and its temporary file's headroom
+        line += f"; the fine-tuned model needs about {need / 1e9:.1f} GB"
+        if free < need:
+            pf.problems.append(f"{run_dir}: {free / 1e9:.1f} GB free, the fine-tuned model needs about "
+                               f"{need / 1e9:.1f} GB: free some space or use another --out")
+    pf.lines.append(line)
+    if profile.model.source != "tiny" and not Path(profile.model.source).is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = any(isinstance(try_to_load_from_cache(profile.model.source, name), str)
+                     for name in ("model.safetensors.index.json", "model.safetensors"))
+        pf.lines.append(f"{'weights':<10}{profile.model.source}: "
+                        + ("in the Hugging Face cache" if cached else "not cached: the first stage downloads them"))
+
+
+def preflight(profile: Profile, run_dir: Path) -> Preflight:
+    """Every check, on the data and processor alone."""
+    from repro.experiments.session import Session
+
+    pf = Preflight([f"pulse-repro preflight: profile {profile.name}"])
+    session = Session(profile, run_dir)
+    s, e = profile.splits, profile.eval
+    fictional, celebrities, mmbench = session.fictional, session.celebrities, session.mmbench_items()
+    pf.lines.append(f"{'data':<10}{len(fictional)} fictional people (pool {s.fictional_pool}; Table A "
+                    f"{TABLE_A['fictional']}), {len(celebrities)} celebrities (Table A: "
+                    f"{TABLE_A['celebrities scored']} scored, {TABLE_A['celebrities kept']} kept; here "
+                    f"{s.celebrity_keep}), {len(mmbench)} MMBench questions")
+    if len(fictional) < s.fictional_pool:
+        pf.problems.append(f"only {len(fictional)} fictional people, splits.fictional_pool is {s.fictional_pool}: "
+                           "check data.mllmu, or lower splits.fictional_pool")
+    if len(celebrities) < s.celebrity_keep:
+        pf.problems.append(f"only {len(celebrities)} celebrities, splits.celebrity_keep is {s.celebrity_keep}: "
+                           "check data.mllmu, or lower splits.celebrity_keep")
+    tokenizer, image_tokens, context, params = _model_shape(profile, session)
+    pool = session.people(session.fictional_splits["pool"])
+    eval_limit = context - (e.generate_tokens if e.scoring == "letter" else 0)
+    why_eval = f"the evaluation limit (context {context}" + (
+        f" less eval.generate_tokens {e.generate_tokens})" if e.scoring == "letter" else ")")
+    _lengths(pf, tokenizer, {
+        "people questions (eval)": (_eval_texts(person_items(pool + celebrities), e.scoring), eval_limit, why_eval),
+        "MMBench questions (eval)": (_eval_texts(mmbench, e.scoring), eval_limit, why_eval),
+        "fictional examples (train)": (_example_texts(pool, profile.finetune), profile.model.max_length,
+                                       "model.max_length"),
+        "celebrity examples (train)": (_example_texts(celebrities, profile.finetune), profile.model.max_length,
+                                       "model.max_length"),
+    }, image_tokens)
+    _gpu(pf, profile)
+    _disk_and_cache(pf, profile, run_dir, params)
+    return pf
+
+
+def require_preflight(profile: Profile, run_dir: Path) -> None:
+    """The first thing `all` and `run` do: the report's problems, if any, as one error before any work."""
+    pf = preflight(profile, run_dir)
+    if pf.problems:
+        raise ReproError("preflight found what would stop the run:\n" + "\n".join(f"- {p}" for p in pf.problems)
+                         + "\n(`pulse-repro preflight` prints the whole report)")
