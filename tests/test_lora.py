@@ -151,3 +151,48 @@ def test_saved_adapter_loads_back_to_identical_logits(tmp_path):
     # merging gives the same function (up to rounding) as the adapter
     with torch.no_grad():
         torch.testing.assert_close(merge(reloaded)(**inputs).logits, want, rtol=1e-4, atol=1e-4)
+
+
+def _grads(checkpointing: bool, target: str) -> tuple[float, dict[str, torch.Tensor]]:
+    """The loss and every trainable parameter's gradient after one backward pass on one mixed batch; the
+    LoRA B matrices start non-zero, so that every LoRA matrix gets a gradient."""
+    model, processor = tiny()
+    peft_model = attach_lora(model, FT, target, checkpointing=checkpointing)
+    torch.manual_seed(0)
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    peft_model.train()
+    loss = peft_model(**batch(processor)).loss
+    loss.backward()
+    return loss.item(), {n: p.grad for n, p in peft_model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("target", ["proj+llm", "llm"])
+def test_checkpointing_trains_every_lora_layer_and_the_projector_copy(target):
+    """A frozen base under activation checkpointing is a known way to train nothing: every LoRA matrix (and
+    the projector copy under proj+llm) must get a non-zero gradient, as without checkpointing."""
+    _, grads = _grads(True, target)
+    assert any(LORA_LM.fullmatch(n) for n in grads)
+    assert (target == "proj+llm") == any(PROJ_COPY.fullmatch(n) for n in grads)
+    dead = [n for n, g in grads.items() if g is None or not g.abs().sum() > 0]
+    assert not dead, f"no gradient under checkpointing: {dead[:3]}"
+
+
+def test_checkpointing_gives_the_unchecked_loss_and_gradients():
+    loss, grads = _grads(False, "proj+llm")
+    loss_ckpt, grads_ckpt = _grads(True, "proj+llm")
+    assert loss_ckpt == pytest.approx(loss, rel=1e-6)
+    assert grads.keys() == grads_ckpt.keys()
+    for name in grads:
+        torch.testing.assert_close(grads_ckpt[name], grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_checkpointing_is_really_on_and_off():
+    model, _ = tiny()
+    attach_lora(model, FT, "llm", checkpointing=True)
+    assert model.is_activation_checkpointing
+    model2, _ = tiny()
+    model2.activation_checkpointing_enable()
+    attach_lora(model2, FT, "llm", checkpointing=False)
+    assert not model2.is_activation_checkpointing

@@ -112,7 +112,7 @@ def run_stage(w: Workload, stage: str, steps: int) -> dict:
     torch.manual_seed(p.seed)
     base_copy_ref = deepcopy_reference(w.model) if stage == DEEPCOPY else None
     target = p.finetune.target if stage == FINETUNE else PAPER_TARGET
-    peft_model = attach_lora(w.model, p.finetune, target)
+    peft_model = attach_lora(w.model, p.finetune, target, p.model.gradient_checkpointing)
     accum = (p.finetune if stage == FINETUNE else p.unlearn).grad_accum
     meter = Meter(accum if steps > 1 else 0, w.device)
     batches, accum, lr, step_loss, prepare = _loss_fn(w, stage, peft_model, meter, base_copy_ref, steps)

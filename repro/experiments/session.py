@@ -160,7 +160,7 @@ class Session:
     @cached_property
     def base_key(self) -> str:
         p = self.profile
-        return key_of("base", identity(p.model, ("processor", "vocab_size", "context")), asdict(p.pretrain), p.seed,
+        return key_of("base", identity(p.model, ("processor", "vocab_size", "context", "gradient_checkpointing")), asdict(p.pretrain), p.seed,
                       self.source_hash if p.model.source == "tiny" else "")
 
     @cached_property
@@ -314,7 +314,7 @@ class Session:
         cfg = self.profile.finetune
         torch.manual_seed(seed_from_key(key))
         examples = knowledge_examples(self.people(self.fictional_splits["pool"]), cfg)
-        peft_model = attach_lora(model, cfg, cfg.target)
+        peft_model = attach_lora(model, cfg, cfg.target, self.profile.model.gradient_checkpointing)
         steps = cfg.epochs * batches_per_epoch(examples, cfg.batch_size) // cfg.grad_accum
         params = [p for p in peft_model.parameters() if p.requires_grad]
         self._train(peft_model, self.processor, params,

@@ -55,7 +55,8 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
                                                        shuffled_batches(examples, cfg.batch_size, 1, seed)))
     torch.manual_seed(seed_from_key(key))
     # LoRA shape (r, alpha, dropout, regex) as in fine-tuning: MLLMU-Bench uses one LoRA setting for both.
-    peft_model = attach_lora(session.model(start_key), session.profile.finetune, target)
+    peft_model = attach_lora(session.model(start_key), session.profile.finetune, target,
+                             session.profile.model.gradient_checkpointing)
     retain_batches = itertools.cycle(list(shuffled_batches(retain_ex, cfg.batch_size, 1, seed + 1))) \
         if spec.needs_retain else None
     pol, ref = policy(peft_model), frozen if frozen is not None else reference(peft_model, cfg.reference)

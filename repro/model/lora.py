@@ -39,9 +39,16 @@ def trainable_parameter_names(model) -> list[str]:
     return sorted(n for n, p in model.named_parameters() if p.requires_grad)
 
 
-def attach_lora(model, cfg: FinetuneConfig, target: str) -> PeftModel:
-    """Wrap `model` (modified in place) with a fresh LoRA adapter; fails if the vision tower could train."""
+def attach_lora(model, cfg: FinetuneConfig, target: str, checkpointing: bool = False) -> PeftModel:
+    """Wrap `model` (modified in place) with a fresh LoRA adapter; fails if the vision tower could train.
+    With `checkpointing`, activations are recomputed in the backward pass (model.gradient_checkpointing)."""
     model.requires_grad_(False)  # peft freezes the base too; be explicit, the vision tower must stay frozen
+    if checkpointing:
+        # Non-reentrant: gradients reach the adapter's weights although no input of a checkpointed layer
+        # requires grad (the reentrant kind trains nothing on a frozen base without enable_input_require_grads).
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    elif model.is_activation_checkpointing:
+        model.activation_checkpointing_disable()
     peft_model = get_peft_model(model, lora_config(cfg, target))
     _check_frozen_vision(peft_model)
     return peft_model
