@@ -53,3 +53,23 @@ def test_an_old_nvidia_driver_is_one_line(monkeypatch, driver, refused):
     pf_mod._gpu(report, pytest.importorskip("repro.config").load_profile("llava-1.5-13b"))
     assert any("NVIDIA driver 535.104.05 is older than 580" in p for p in report.problems) == refused
     assert "70.0 of 80.0 GiB free" in report.lines[0]
+
+
+@pytest.mark.parametrize(("free_gib", "checkpointing", "advice"), [
+    (40, False, "--set model.gradient_checkpointing=true"),
+    (80, False, None),
+    (40, True, None),
+    (20, True, "a GPU with more memory"),
+])
+def test_a_gpu_too_small_for_the_13b_protocol_gets_the_setting_that_fits(monkeypatch, free_gib, checkpointing, advice):
+    from repro.config import load_profile
+    from repro.experiments import preflight as pf_mod
+
+    monkeypatch.setattr(pf_mod.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(pf_mod.torch.cuda, "mem_get_info", lambda: (free_gib * 2**30, 80 * 2**30))
+    monkeypatch.setattr(pf_mod.torch.cuda, "get_device_name", lambda *_: "NVIDIA A100")
+    monkeypatch.setattr(pf_mod, "_driver_version", lambda: None)
+    report = pf_mod.Preflight()
+    profile = load_profile("llava-1.5-13b", [f"model.gradient_checkpointing={str(checkpointing).lower()}"])
+    pf_mod._gpu(report, profile, params=13_350_000_000)  # LLaVA-1.5-13B's parameters
+    assert [advice in p for p in report.problems] == ([True] if advice else [])

@@ -134,7 +134,14 @@ def _fix(what: str, n: int) -> str:
     return "the model's context cannot hold it: leave the question out of the data, or use a longer-context model"
 
 
-def _gpu(pf: Preflight, profile: Profile) -> None:
+# GPU memory a LoRA training step needs, as a multiple of the bf16 weights: 65.7 GB peak over 26.0 GB of
+# weights measured for llava-1.5-13b at batch 4 x 768 tokens on an H100 (docs/performance.md); with
+# activation checkpointing an estimate (one layer's activations at a time, the inputs of the others), not
+# measured.
+MEMORY_PER_WEIGHT = {False: 65.7 / 26.0, True: 1.2}
+
+
+def _gpu(pf: Preflight, profile: Profile, params: int | None = None) -> None:
     if not torch.cuda.is_available():
         pf.lines.append(f"{'gpu':<10}none (CPU run)")
         if profile.model.source != "tiny":
@@ -150,6 +157,17 @@ def _gpu(pf: Preflight, profile: Profile) -> None:
         if need and int(driver.split(".")[0]) < need:
             pf.problems.append(f"NVIDIA driver {driver} is older than {need}, which torch's CUDA {torch.version.cuda} "
                                "needs: update the driver, or build the image for an older CUDA (docker/README.md)")
+    if params is not None:
+        ckpt = profile.model.gradient_checkpointing
+        need = params * 2 * MEMORY_PER_WEIGHT[ckpt]
+        line += f"; training needs about {need / 2**30:.0f} GiB" + (" (checkpointing)" if ckpt else "")
+        if need > free:
+            fix = ("--set model.gradient_checkpointing=true (about "
+                   f"{params * 2 * MEMORY_PER_WEIGHT[True] / 2**30:.0f} GiB)" if not ckpt
+                   else "a GPU with more memory: the bf16 weights alone take "
+                   f"{params * 2 / 2**30:.0f} GiB")
+            pf.problems.append(f"the GPU has {free / 2**30:.1f} GiB free, training {profile.model.source} needs "
+                               f"about {need / 2**30:.0f} GiB: {fix}")
     pf.lines.append(line)
 
 
@@ -212,7 +230,7 @@ def preflight(profile: Profile, run_dir: Path) -> Preflight:
         "celebrity examples (train)": (_example_texts(celebrities, profile.finetune), profile.model.max_length,
                                        "model.max_length"),
     }, image_tokens)
-    _gpu(pf, profile)
+    _gpu(pf, profile, params)
     _disk_and_cache(pf, profile, run_dir, params)
     return pf
 
