@@ -13,11 +13,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from processes import sigkill_when
 
 from repro.assets import asset_path
 from repro.config import load_profile
@@ -65,6 +65,11 @@ def test_the_tokenizer_is_llamas_with_llavas_added_tokens(processor):
     tok = processor.tokenizer
     for text, ids in LLAMA_CASES.items():
         assert tok(text)["input_ids"] == ids, text
+    # legacy: false, as llava-hf's tokenizer_config.json says: no "▁" (29871) between <image> and the newline
+    # (legacy: true gives [..., 32000, 29871, 13, ...]); transformers 5 builds this pre-tokenizer from the
+    # flag, whatever tokenizer.json holds, so a hub snapshot of llava-hf reads the prompt the same way.
+    assert tok("USER: <image>\nWhat is this?")["input_ids"] == [1, 3148, 1001, 29901, 29871, IMAGE_ID, 13, 5618,
+                                                                338, 445, 29973]
     assert len(tok) == 32002
     assert tok.convert_tokens_to_ids("<image>") == IMAGE_ID and tok.pad_token_id == PAD_ID
     assert (tok.bos_token_id, tok.eos_token_id, tok.padding_side) == (BOS_ID, EOS_ID, "left")
@@ -153,18 +158,9 @@ def test_a_killed_micro_run_resumes_to_the_same_results(micro_run, tmp_path):
     run_dir = tmp_path / "run"
     argv = [sys.executable, "-m", "repro", "run", "finetuned", "--profile", PROFILE, "--method", "npo",
             "--out", str(run_dir)]
-    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(r["step"] == 1 for r in read_results(run_dir / "results.jsonl")):
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    status = sigkill_when(argv, lambda: any(r["step"] == 1 for r in read_results(run_dir / "results.jsonl")), 600,
+                          env=env, cwd=tmp_path)
+    assert status == -signal.SIGKILL
     subprocess.run(argv, env=env, cwd=tmp_path, check=True, capture_output=True)
 
     def npo(path: Path) -> dict:

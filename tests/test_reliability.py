@@ -12,11 +12,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from processes import sigkill_when
 from small_model import MICRO
 
 from repro.cli import main
@@ -188,20 +188,10 @@ def test_sigkill_after_first_finetuned_request_resumes_to_the_clean_results(clea
     """`python -m repro all` killed from outside (SIGKILL) once the first unlearning request is recorded."""
     run_dir = tmp_path / "run"
     results = run_dir / "results.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "repro", "all", "--out", str(run_dir), *SETS], env=_env(),
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(r["experiment"] == "finetuned" and r["step"] == 1 for r in read_results(results)):
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    status = sigkill_when([sys.executable, "-m", "repro", "all", "--out", str(run_dir), *SETS],
+                          lambda: any(r["experiment"] == "finetuned" and r["step"] == 1 for r in read_results(results)),
+                          300, env=_env(), cwd=tmp_path)
+    assert status == -signal.SIGKILL
     killed = read_results(results)
     assert 0 < len(killed) < len(read_results(clean_run / "results.jsonl"))
     assert_resumes_to_clean(run_dir, clean_run)
