@@ -175,8 +175,9 @@ def test_fast_letter_scorer_equals_generate_and_parse_on_every_item(micro_run):
     special token, a word): on every question, for the base, fine-tuned and an NPO-unlearned model, the
     fast scorer gives what generation of eval.generate_tokens tokens + MLLMU-Bench's parse gives."""
     from repro.eval.items import person_items
-    from repro.eval.scoring import score_letter
+    from repro.eval.scoring import prompt_limit, score_letter
     from repro.experiments.session import Session
+    from repro.model.factory import context_length
 
     run_dir, env = micro_run
     profile = load_profile(PROFILE)
@@ -190,11 +191,12 @@ def test_fast_letter_scorer_equals_generate_and_parse_on_every_item(micro_run):
         first_tokens = set()
         for key in (session.base_key, session.finetuned(), npo):
             model = session.model(key)
-            fast = score_letter(model, session.processor, items, 8, profile.model.max_length, "fast")
-            slow = score_letter(model, session.processor, items, 8, profile.model.max_length, "generate")
+            limit = prompt_limit(context_length(model), profile.eval)  # MMBench's long hints need the context
+            fast = score_letter(model, session.processor, items, 8, limit, "fast")
+            slow = score_letter(model, session.processor, items, 8, limit, "generate")
             differ = [uid for uid in fast if fast[uid] != slow[uid]]
             assert not differ, f"model {key}: fast and generate differ on {len(differ)} items, e.g. {differ[:3]}"
-            first_tokens |= _first_token_kinds(model, session.processor, items[:64], profile.model.max_length)
+            first_tokens |= _first_token_kinds(model, session.processor, items[:64], limit)
     assert len(first_tokens) >= 2, f"the models' first tokens were all of one kind: {first_tokens}"
 
 

@@ -25,6 +25,12 @@ from repro.model.prompts import encode_prompts, encode_training_batch
 GENERATE_TOKENS = 50  # MLLMU-Bench eval.py: max_new_tokens=50
 
 
+def prompt_limit(context: int, eval_cfg) -> int:
+    """The longest evaluation prompt: the model's context, less the answer the letter scorer may generate
+    (model.max_length is a training budget and does not limit evaluation)."""
+    return context - (eval_cfg.generate_tokens if eval_cfg.scoring == "letter" else 0)
+
+
 def parse_letter(text: str) -> str:
     """MLLMU-Bench's parse: first non-space character, upper-cased, if A-D; else no answer."""
     return first_letter(text, "ABCD")

@@ -22,6 +22,7 @@ from repro.assets import require_asset
 from repro.config import Profile
 from repro.errors import ReproError
 from repro.eval.items import Item, person_items
+from repro.eval.scoring import prompt_limit
 from repro.model.prompts import IMAGE_TOKEN
 from repro.train.examples import knowledge_examples
 
@@ -219,7 +220,7 @@ def preflight(profile: Profile, run_dir: Path) -> Preflight:
                            "check data.mllmu, or lower splits.celebrity_keep")
     tokenizer, image_tokens, context, params = _model_shape(profile, session)
     pool = session.people(session.fictional_splits["pool"])
-    eval_limit = context - (e.generate_tokens if e.scoring == "letter" else 0)
+    eval_limit = prompt_limit(context, e)
     why_eval = f"the evaluation limit (context {context}" + (
         f" less eval.generate_tokens {e.generate_tokens})" if e.scoring == "letter" else ")")
     _lengths(pf, tokenizer, {

@@ -28,7 +28,7 @@ from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
 from repro.environment import numeric_tag
 from repro.errors import ReproError
 from repro.eval.items import Item, mmbench_items, person_items
-from repro.eval.scoring import predict
+from repro.eval.scoring import predict, prompt_limit
 from repro.experiments.disk import require_free, weight_bytes
 from repro.hashing import identity, key_of, seed_from_key
 from repro.model.factory import (
@@ -339,10 +339,8 @@ class Session:
         if kept is not None:
             return kept
         model = self.model(model_key)
-        # an evaluation prompt may fill the model's context, less the answer the letter scorer may generate
-        limit = context_length(model) - (e.generate_tokens if e.scoring == "letter" else 0)
-        preds = predict(model, self.processor, items, e.scoring, e.batch_size, limit, desc, rule,
-                        e.generate_tokens)
+        preds = predict(model, self.processor, items, e.scoring, e.batch_size, prompt_limit(context_length(model), e),
+                        desc, rule, e.generate_tokens)
         if distributed.is_main():
             atomic_write_text(path, json.dumps(preds, sort_keys=True))
         return preds
