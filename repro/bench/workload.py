@@ -67,7 +67,7 @@ def load(w: Workload, keep_state: bool = True) -> Workload:
     if w.shape is not None:
         from repro.bench.shapes import build_shaped_model
 
-        w.model, w.processor = build_shaped_model(p.model, s._all_texts(), w.shape, p.seed, s.device)
+        w.model, w.processor = build_shaped_model(p.model, s.all_texts(), w.shape, p.seed, s.device)
     else:
         source = p.model.source
         if source == "tiny":
