@@ -191,6 +191,10 @@ def _dispatch(args) -> int:
         report = preflight(args.profile_obj, _run_dir(args))
         print(report.report())
         return 1 if report.problems else 0
+    if args.command == "run":  # names first (a typo is one line), then the pre-flight
+        from repro.config import check_choices
+
+        check_choices(args.profile_obj, args.method or (), args.target or ())
     require_preflight(args.profile_obj, _run_dir(args))
 
     if args.command == "run":

@@ -53,9 +53,13 @@ def test_jobs_2_gives_the_single_process_results(one_thread, tmp_path, capsys):
 
 
 def test_a_failing_cell_is_named_with_its_log(one_thread, tmp_path, capsys):
-    missing = tmp_path / "no-such-mllmu"  # a source the cells cannot read: the first cell fails
-    code = main(["all", "--jobs", "2", "--out", str(tmp_path / "run"), *SETS, "--set", f"data.mllmu={missing}"])
+    """A failure only the cell meets (the pre-flight in `all` passed): the first cell's directory holds a run
+    of another profile, so that cell stops; the grid names it and its log."""
+    cell_dir = tmp_path / "run" / "cells" / "finetuned-ga-proj_llm"
+    cell_dir.mkdir(parents=True)
+    (cell_dir / "profile.json").write_text("{}")
+    code = main(["all", "--jobs", "2", "--out", str(tmp_path / "run"), *SETS])
     assert code == 2
     err = capsys.readouterr().err
     assert "cell finetuned-ga-proj_llm failed" in err and "log.txt" in err
-    assert str(missing) in (tmp_path / "run" / "cells" / "finetuned-ga-proj_llm" / "log.txt").read_text()
+    assert "holds a run of another profile" in (cell_dir / "log.txt").read_text()

@@ -99,6 +99,9 @@ def _model_shape(profile: Profile, session) -> tuple[object, int, int, int]:
     else:
         from transformers import LlavaProcessor
 
+        from repro.model.factory import check_model_source
+
+        check_model_source(m.source)
         try:
             processor = LlavaProcessor.from_pretrained(m.source)
             config = AutoConfig.from_pretrained(m.source)
@@ -181,8 +184,8 @@ def _driver_version() -> str | None:
 
 
 def _disk_and_cache(pf: Preflight, profile: Profile, run_dir: Path, params: int | None) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(run_dir).free
+    # the directory may not exist yet: the pre-flight writes nothing, so ask the nearest one that does
+    free = shutil.disk_usage(next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())).free
     line = f"{'disk':<10}{free / 1e9:.1f} GB free in {run_dir}"
     if params is not None:
         need = params * 2 * 1.1  # the fine-tuned model in bf16, and its temporary file's headroom

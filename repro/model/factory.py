@@ -156,10 +156,9 @@ def resolve_dtype(dtype: str, device: torch.device | str) -> torch.dtype:
     return table[dtype]
 
 
-def load_model(
-    source: str, dtype: str = "auto", device: torch.device | str = "cpu"
-) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    """A LLaVA checkpoint from a hub id or a local directory, safetensors only, no remote code."""
+def check_model_source(source: str) -> None:
+    """A model source is a local directory holding safetensors weights, or a hub id ('namespace/name');
+    anything else is refused in one line before any download or load."""
     path = Path(source)
     if path.exists():
         if not path.is_dir():
@@ -172,6 +171,13 @@ def load_model(
     elif source.startswith((".", "/", "~")) or source.count("/") != 1:
         # A hub id is exactly "namespace/name"; anything else was meant as a local directory.
         raise ReproError(f"model source {source}: no such directory (a hub id is 'namespace/name')")
+
+
+def load_model(
+    source: str, dtype: str = "auto", device: torch.device | str = "cpu"
+) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+    """A LLaVA checkpoint from a hub id or a local directory, safetensors only, no remote code."""
+    check_model_source(source)
     torch_dtype = resolve_dtype(dtype, device)
     try:
         # trust_remote_code is never passed: LLaVA is in transformers, no repository code runs.
