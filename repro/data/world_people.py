@@ -10,6 +10,12 @@ Differences from the hub's content (not its layout), on purpose:
   celebrity knowledge from `Person.qa`; the experiments choose whose pairs they train on.
 - Test_Set holds the fictional people (as on the hub) with other augmented views of their faces and the
   same questions (the hub paraphrases them).
+
+Lengths: MLLMU-Bench publishes no statistics of its text lengths (neither the paper, the dataset card nor
+the repository). Its repository's demo figure (asset/demo.jpg) shows what they are like: one-line questions
+("Where was the person in the image born?") and one-sentence answers ("In Hanoi, Vietnam."); its eval.py
+writes four options "A: text". The people here are of that kind, shorter still (single-word values). The
+long texts a run meets are MMBench's hints, which `world.long_hints` spans (repro/data/world_mmbench.py).
 """
 
 from __future__ import annotations
