@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from repro.assets import require_asset
 from repro.config import Profile
 from repro.errors import ReproError
 from repro.eval.items import Item, person_items
@@ -86,15 +85,13 @@ def _model_shape(profile: Profile, session) -> tuple[object, int, int, int]:
     """(tokenizer, image tokens per image, context, parameter count) without loading any weights."""
     from transformers import AutoConfig, LlavaConfig, LlavaForConditionalGeneration
 
-    from repro.model.factory import load_processor, tiny_processor
-    from repro.model.tokenizer import build_word_tokenizer
+    from repro.model.factory import built_context
 
     m = profile.model
     if m.source == "tiny":
-        processor = (load_processor(require_asset(m.processor)) if m.processor
-                     else tiny_processor(m, build_word_tokenizer(session.all_texts())))
+        processor = session.processor_to_build()
         image_tokens = (m.image_size // m.patch_size) ** 2
-        context = m.context or max(m.max_length, 128)
+        context = built_context(m)
         params = None
     else:
         from transformers import LlavaProcessor

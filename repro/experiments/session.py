@@ -157,6 +157,13 @@ class Session:
         texts += [e.prompt + e.answer for e in person_examples(self.fictional + self.celebrities)]
         return texts
 
+    def processor_to_build(self):
+        """The processor a model built from config reads with: the profile's LLaVA processor directory, or
+        the kit's word-level tokenizer over everything the model will read, with CLIP at model.image_size."""
+        m = self.profile.model
+        return (load_processor(require_asset(m.processor)) if m.processor
+                else tiny_processor(m, build_word_tokenizer(self.all_texts())))
+
     @cached_property
     def base_key(self) -> str:
         p = self.profile
@@ -174,9 +181,7 @@ class Session:
                 model, processor = load_model(str(cached), p.model.dtype, self.device)
             else:
                 torch.manual_seed(seed_from_key(self.base_key))
-                processor = (load_processor(require_asset(p.model.processor)) if p.model.processor
-                             else tiny_processor(p.model, build_word_tokenizer(self.all_texts())))
-                model, processor = build_model(p.model, processor, p.seed)
+                model, processor = build_model(p.model, self.processor_to_build(), p.seed)
                 model.to(self.device)
                 check_image_tokens(model, processor)
                 if distributed.is_main():

@@ -113,7 +113,7 @@ def build_model(cfg: ModelConfig, processor: LlavaProcessor, seed: int = 0) -> t
         num_key_value_heads=cfg.text_heads,
         intermediate_size=cfg.text_intermediate,
         vocab_size=cfg.vocab_size or len(tokenizer),
-        max_position_embeddings=cfg.context or max(cfg.max_length, 128),
+        max_position_embeddings=built_context(cfg),
         tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -216,6 +216,11 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def built_context(cfg: ModelConfig) -> int:
+    """The context of a model built from config: model.context, else room for model.max_length."""
+    return cfg.context or max(cfg.max_length, 128)
 
 
 def context_length(model) -> int:
