@@ -3,19 +3,28 @@
 
 - no `--profile`: the image's default profile, $PULSE_PROFILE (llava-1.5-13b, the paper);
 - `run` / `all` without `--out`: `--out $PULSE_RUNS/<profile name>` (the mounted /runs);
-- a profile that loads a real model (model.source is not "tiny") and no visible CUDA GPU: one line, exit 2;
+- a profile that loads a real model (model.source is not "tiny") on a host whose NVIDIA driver is older than
+  the image's torch needs (read from `nvidia-smi`): one line naming the driver needed and how to build the
+  image for an older CUDA, exit 2;
+- such a profile and no visible CUDA GPU: one line, exit 2;
 - a profile that needs the Hugging Face hub (hub model id, `hf:` data) while the hub is unreachable or
   HF_HUB_OFFLINE is set, and the weights / data are not in the mounted HF cache: one line, exit 2
   (when everything is cached and the hub is unreachable, HF_HUB_OFFLINE=1 is set so nothing waits on it);
-- the run directory not writable (a bind mount owned by another user): one line, exit 2.
+- the run directory, the HF cache (when something is to be downloaded) or the kit's cache not writable (a
+  bind mount owned by another user, or nothing bound under Apptainer's read-only image): one line, exit 2.
+
+Under Apptainer (APPTAINER_CONTAINER / SINGULARITY_CONTAINER set) the hints name `--nv` and `--bind`
+instead of Docker's `--gpus all` and `-v`.
 
 Anything else (--help, report, verify, bench, a command this script does not know) passes through as is.
-PULSE_SKIP_PREFLIGHT=1 skips the checks. Stdlib only, so it also runs (and is tested) outside the image.
+PULSE_SKIP_PREFLIGHT=1 skips the checks. Stdlib only but for the kit itself (its profiles, its driver table),
+imported where a check needs it, so it also runs (and is tested) outside the image.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import urllib.error
@@ -26,10 +35,26 @@ PROFILE_COMMANDS = {"world", "splits", "run", "all"}  # and `data check`
 OUT_COMMANDS = {"run", "all"}
 GPU_COMMANDS = {"run", "all"}
 HUB_COMMANDS = {"run", "all", "splits"}
-# 13B: measured peak 62 GB at batch 4, 768 tokens (docs/performance.md; DESIGN.md's ">= 40 GB" is below
+# 13B: measured peak 62 GB at batch 4, 768 tokens (docs/performance.md; the 40 GB some guides state is below
 # it). 7B: that measurement scaled by layers x hidden size.
 GPU_MEMORY = {"llava-1.5-13b": "80 GB class, measured peak 62 GB", "llava-1.5-7b": ">= 40 GB"}
 TRUE = {"1", "true", "yes", "on"}
+# What to tell the user, by container runtime: Apptainer runs the image read-only as the calling user and
+# takes host directories with --bind, GPUs with --nv.
+HINTS = {
+    "docker": {
+        "gpu": "run with `docker run --gpus all ...` (NVIDIA driver + NVIDIA Container Toolkit on the host)",
+        "hf": "mount a populated HF cache with `-v hf:/data/hf`",
+        "writable": 'run the container with `--user "$(id -u):$(id -g)"` or make the mounted directory '
+                    "writable",
+    },
+    "apptainer": {
+        "gpu": "run with `apptainer run --nv ...` (NVIDIA driver on the host)",
+        "hf": "bind a populated HF cache with `--bind /path/to/hf-cache:/data/hf`",
+        "writable": "the image is read-only under Apptainer: bind a directory of yours there, "
+                    '`--bind "$PWD/runs:/runs" --bind /path/to/hf-cache:/data/hf`',
+    },
+}
 
 
 class Preflight(Exception):
@@ -67,12 +92,16 @@ def _options(argv: list[str], name: str) -> list[str]:
 def _load_profile(argv: list[str]):
     """The profile this command line asks for, or None where the kit cannot load it (it will say why)."""
     try:
-        from repro.config import load_profile
+        from repro import config
         from repro.errors import ReproError
     except ImportError:
         return None
+    # The checks here read the profile's name, model and data sources only: the kit's reader (types
+    # checked) is enough, pulse-repro checks the rest. `read_profile` where the kit separates reading
+    # from checking its choices, else `load_profile`, which does both.
+    read = getattr(config, "read_profile", None) or config.load_profile
     try:
-        return load_profile(_option(argv, "--profile") or "tiny", _options(argv, "--set"))
+        return read(_option(argv, "--profile") or "tiny", _options(argv, "--set"))
     except (ReproError, OSError, ValueError, TypeError, KeyError):  # pulse-repro reports it itself
         return None
 
@@ -95,6 +124,69 @@ def with_defaults(argv: list[str], env: dict[str, str], profile_name=None) -> li
         name = (profile_name(argv) if profile_name else None) or _option(argv, "--profile") or "tiny"
         argv += ["--out", str(Path(env.get("PULSE_RUNS", "/runs")) / name)]
     return argv
+
+
+def runtime(env: dict[str, str]) -> str:
+    """The container runtime: Apptainer (and Singularity) set *_CONTAINER to the image they run."""
+    return "apptainer" if env.get("APPTAINER_CONTAINER") or env.get("SINGULARITY_CONTAINER") else "docker"
+
+
+def _torch_cuda(env: dict[str, str]) -> str | None:
+    """The CUDA version the installed torch was built for ("13.0"), or None (a CPU build, no torch).
+
+    torch.version.cuda is a constant of the build: reading it touches neither the GPU nor the driver, so it
+    is known before the driver is. PULSE_TORCH_CUDA stands in for it where torch is a CPU build (the tests).
+    """
+    if env.get("PULSE_TORCH_CUDA"):
+        return env["PULSE_TORCH_CUDA"]
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.version.cuda
+
+
+def _driver_version() -> str | None:
+    """The host's NVIDIA driver from `nvidia-smi` (Docker's `utility` capability and Apptainer's --nv both
+    put it in the container), or None where there is none: the kit's pre-flight query, one definition."""
+    from repro.experiments.preflight import _driver_version as query
+    return query()
+
+
+def _driver_for_cuda() -> dict[str, int]:
+    from repro.experiments.preflight import DRIVER_FOR_CUDA
+    return DRIVER_FOR_CUDA
+
+
+def driver_problem(driver: str, torch_cuda: str | None, driver_for_cuda: dict[str, int]) -> str | None:
+    """One line when `driver` is older than the one torch's CUDA needs; None when new enough or unknown."""
+    cuda = ".".join((torch_cuda or "").split(".")[:2])
+    need = driver_for_cuda.get(cuda)
+    found = re.match(r"\s*(\d+)\.", driver)
+    if need is None or found is None or int(found.group(1)) >= need:
+        return None
+    runnable = sorted((c for c, d in driver_for_cuda.items() if d <= int(found.group(1))),
+                      key=lambda c: tuple(int(part) for part in c.split(".")))
+    if runnable:
+        index = "cu" + runnable[-1].replace(".", "")
+        older = (f"or build the image for CUDA {runnable[-1]} or older, which it runs: "
+                 f"`CUDA={index} docker/lock.sh`, then `docker build "
+                 f"--build-arg LOCK=docker/requirements-{index}.lock -f Dockerfile.cuda -t pulse-repro .` "
+                 f'(docker/README.md, "Older NVIDIA drivers")')
+    else:
+        older = "no CUDA build of torch in the kit's table runs on it"
+    return (f"the host's NVIDIA driver {driver.strip()} is older than {need}, which this image's torch "
+            f"(CUDA {cuda}) needs: update the driver to R{need} or newer, {older}")
+
+
+def writable_dir(path: Path) -> bool:
+    """Whether `path` is (or can be made) a directory this user can write: a read-only image, a bind mount
+    owned by someone else, or a file in the way all say no."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return path.is_dir() and os.access(path, os.W_OK)
 
 
 def _cuda_available() -> bool:
@@ -141,19 +233,27 @@ def is_cached(cache: Path, kind: str, repo_id: str) -> bool:
 
 
 def preflight(argv: list[str], env: dict[str, str], profile, cuda_available=_cuda_available,
-              hub_reachable=_hub_reachable) -> dict[str, str]:
+              hub_reachable=_hub_reachable, driver_version=_driver_version,
+              torch_cuda=_torch_cuda) -> dict[str, str]:
     """Raise Preflight with a one-line reason when this run cannot work here; return env changes."""
     command = _command(argv)
     changes: dict[str, str] = {}
     if profile is None or env.get("PULSE_SKIP_PREFLIGHT", "").lower() in TRUE:
         return changes
     name = profile.name
-    if command in GPU_COMMANDS and profile.model.source != "tiny" and not cuda_available():
-        memory = GPU_MEMORY.get(name, "a large")
-        raise Preflight(
-            f"profile {name} needs a CUDA GPU ({memory} memory) and none is visible in the container: "
-            f"run with `docker run --gpus all ...` (NVIDIA driver + NVIDIA Container Toolkit on the host), "
-            f"or use `--profile tiny` for the CPU miniature")
+    hints = HINTS[runtime(env)]
+    if command in GPU_COMMANDS and profile.model.source != "tiny":
+        # before the GPU check: with too old a driver torch sees no GPU, and "no GPU" would mislead
+        cuda = torch_cuda(env)  # None: torch's CPU build, nothing to check (the kit's query is not loaded)
+        driver = driver_version() if cuda else None
+        problem = driver and driver_problem(driver, cuda, _driver_for_cuda())
+        if problem:
+            raise Preflight(problem)
+        if not cuda_available():
+            memory = GPU_MEMORY.get(name, "a large")
+            raise Preflight(
+                f"profile {name} needs a CUDA GPU ({memory} memory) and none is visible in the container: "
+                f"{hints['gpu']}, or use `--profile tiny` for the CPU miniature")
     if command in HUB_COMMANDS:
         needs = hub_needs(profile, model=command != "splits")  # splits reads data, not the model
         cache = hub_cache(env)
@@ -163,24 +263,24 @@ def preflight(argv: list[str], env: dict[str, str], profile, cuda_available=_cud
             if missing:
                 raise Preflight(
                     f"profile {name} needs {', '.join(missing)} from the Hugging Face hub, which is "
-                    f"unreachable, and they are not in {cache}: mount a populated HF cache with "
-                    f"`-v hf:/data/hf` (or point --set model.source= / data.*= at mounted local copies)")
+                    f"unreachable, and they are not in {cache}: {hints['hf']} "
+                    f"(or point --set model.source= / data.*= at mounted local copies)")
             changes["HF_HUB_OFFLINE"] = "1"  # all cached: do not wait on an unreachable hub
         elif offline and missing:
             raise Preflight(
                 f"HF_HUB_OFFLINE is set and {cache} does not hold {', '.join(missing)} for profile {name}: "
-                f"mount a populated HF cache with `-v hf:/data/hf`, or unset HF_HUB_OFFLINE to download it")
-    out = _option(argv, "--out")
-    if command in OUT_COMMANDS and out is not None:
-        out_dir = Path(out)
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            pass
-        if not os.access(out_dir, os.W_OK):
+                f"{hints['hf']}, or unset HF_HUB_OFFLINE to download it")
+        elif missing and not writable_dir(cache):  # the download would fail after the hub was reached
             raise Preflight(
-                f"cannot write the run directory {out_dir} as uid {os.getuid()}: run the container with "
-                f'`--user "$(id -u):$(id -g)"` or make the mounted directory writable')
+                f"profile {name} downloads {', '.join(missing)} into {cache}, which uid {os.getuid()} cannot "
+                f"write: {hints['writable']}")
+    out = _option(argv, "--out")
+    if command in OUT_COMMANDS and out is not None and not writable_dir(Path(out)):
+        raise Preflight(f"cannot write the run directory {out} as uid {os.getuid()}: {hints['writable']}")
+    kit_cache = env.get("PULSE_CACHE")  # the miniature world and the tiny base model are built there
+    if command in OUT_COMMANDS and kit_cache and not writable_dir(Path(kit_cache)):
+        raise Preflight(f"cannot write the kit's cache PULSE_CACHE={kit_cache} as uid {os.getuid()}: "
+                        f"{hints['writable']}")
     return changes
 
 

