@@ -97,11 +97,9 @@ def _load_profile(argv: list[str]):
     except ImportError:
         return None
     # The checks here read the profile's name, model and data sources only: the kit's reader (types
-    # checked) is enough, pulse-repro checks the rest. `read_profile` where the kit separates reading
-    # from checking its choices, else `load_profile`, which does both.
-    read = getattr(config, "read_profile", None) or config.load_profile
+    # checked) is enough, pulse-repro checks the rest.
     try:
-        return read(_option(argv, "--profile") or "tiny", _options(argv, "--set"))
+        return config.read_profile(_option(argv, "--profile") or "tiny", _options(argv, "--set"))
     except (ReproError, OSError, ValueError, TypeError, KeyError):  # pulse-repro reports it itself
         return None
 
@@ -149,7 +147,7 @@ def _torch_cuda(env: dict[str, str]) -> str | None:
 def _driver_version() -> str | None:
     """The host's NVIDIA driver from `nvidia-smi` (Docker's `utility` capability and Apptainer's --nv both
     put it in the container), or None where there is none: the kit's pre-flight query, one definition."""
-    from repro.experiments.preflight import _driver_version as query
+    from repro.experiments.preflight import driver_version as query
     return query()
 
 

@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from repro.errors import ReproError
+from repro.model.prompts import IMAGE_TOKEN
 
 NPM_PACKAGE = "llama-tokenizer-js"
 NPM_VERSION = "1.2.2"
@@ -40,7 +41,7 @@ LLAMA_VOCAB = 32000
 LLAVA_PROCESSOR = "llava-1.5"
 
 # llava-hf/llava-1.5-13b-hf: tokenizer_config.json (the fields that change what the tokenizer does).
-IMAGE_TOKEN, PAD_TOKEN = "<image>", "<pad>"
+PAD_TOKEN = "<pad>"
 ADDED = {32000: IMAGE_TOKEN, 32001: PAD_TOKEN}
 TOKENIZER_CONFIG = {
     "tokenizer_class": "LlamaTokenizer",

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from repro.config import available_profiles, load_profile
+from repro.choices import load_profile
+from repro.config import available_profiles
 from repro.environment import NATIVE
 from repro.errors import ReproError
 
@@ -63,13 +64,22 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run one experiment")
     _profile_args(p)
     p.add_argument("experiment", choices=EXPERIMENTS)
-    p.add_argument("--method", action="append", default=None, help="ga, ga_klr or npo (default: all)")
+    p.add_argument("--method", action="append", default=None, help="a registered unlearning method: ga, ga_klr, npo, gd, simnpo, kl_min (default: the "
+                        "profile's unlearn.methods)")
     p.add_argument("--target", action="append", default=None, help="proj+llm or llm (default: the paper's)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<profile>)")
+    p.add_argument("--units", type=Path, default=None, metavar="DIR",
+                   help="unit store to read and write (fine-tuned models, adapters, predictions, each under a "
+                        "content key; default: the cache's, $PULSE_CACHE/units/<instruction set>, shared by "
+                        "every run)")
 
     p = sub.add_parser("all", help="run every experiment, then write the report")
     _profile_args(p)
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<profile>)")
+    p.add_argument("--units", type=Path, default=None, metavar="DIR",
+                   help="unit store to read and write (fine-tuned models, adapters, predictions, each under a "
+                        "content key; default: the cache's, $PULSE_CACHE/units/<instruction set>, shared by "
+                        "every run)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="run the protocol's independent cells (experiment x method x target) as up to N "
                         "processes, one GPU each (round robin over the visible GPUs; on CPU, the cores "
@@ -82,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preflight", help="check in seconds what would stop a run (lengths, data, GPU, disk); "
                                          "all and run start with it")
     _profile_args(p)
-    p.add_argument("--out", type=Path, default=None, help="run directory whose disk is checked (default: runs/<profile>)")
+    p.add_argument("--units", type=Path, default=None, metavar="DIR",
+                   help="unit store whose free disk is checked (default: $PULSE_CACHE/units/<instruction set>)")
 
     p = sub.add_parser("report", help="write tables and figures for a run directory")
     p.add_argument("run_dir", type=Path)
@@ -179,7 +190,7 @@ def _dispatch(args) -> int:
         return record_golden(args.profile_obj, args.seeds, isas, out, args.runs, args.margin, args.max_spread,
                              command, profile_args)
     if args.command == "splits":
-        from repro.experiments.session import write_split_manifest
+        from repro.experiments.data import write_split_manifest
 
         write_split_manifest(args.profile_obj, args.out, args.scores, args.data_dir)
         print(f"wrote {args.out}")
@@ -188,23 +199,24 @@ def _dispatch(args) -> int:
     from repro.experiments.runner import run_all, run_experiment
 
     if args.command == "preflight":
-        report = preflight(args.profile_obj, _run_dir(args))
+        report = preflight(args.profile_obj, args.units)
         print(report.report())
         return 1 if report.problems else 0
     if args.command == "run":  # names first (a typo is one line), then the pre-flight
-        from repro.config import check_choices
+        from repro.choices import check_choices
 
         check_choices(args.profile_obj, args.method or (), args.target or ())
-    require_preflight(args.profile_obj, _run_dir(args))
+    require_preflight(args.profile_obj, args.units)
 
     if args.command == "run":
-        return run_experiment(args.profile_obj, _run_dir(args), args.experiment, args.method, args.target)
+        return run_experiment(args.profile_obj, _run_dir(args), args.experiment, args.method, args.target,
+                              args.units)
     if args.jobs != 1:
         from repro.experiments.grid import run_grid
 
         cell_args = ["--profile", args.profile, *(x for o in args.overrides for x in ("--set", o))]
-        return run_grid(args.profile_obj, _run_dir(args), args.jobs, cell_args, args.verify)
-    return run_all(args.profile_obj, _run_dir(args), args.verify)
+        return run_grid(args.profile_obj, _run_dir(args), args.jobs, cell_args, args.verify, args.units)
+    return run_all(args.profile_obj, _run_dir(args), args.verify, args.units)
 
 
 def main(argv: list[str] | None = None) -> int:

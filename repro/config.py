@@ -15,8 +15,6 @@ from typing import Any
 
 from repro.errors import ConfigError
 
-SCORINGS = ("letter", "option-loglik")  # MLLMU-Bench's letter parse; lm-evaluation-harness's option log-likelihood
-
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
 
@@ -108,10 +106,15 @@ class UnlearnConfig:
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 1e-4
-    beta: float = 0.1
-    kl_lambda: float = 1.0
     reference: str = "request"  # "request": model at the start of each request; "original": the model
     # before the first request of a chain; see repro/experiments/unlearn.py
+    # Each method's own parameters, one table per method: `[unlearn.npo] beta = 0.1` in a profile,
+    # `--set unlearn.npo.beta=0.2`. Declared (type, default, source) where the method is registered
+    # (repro/train/methods/), checked when the profile loads.
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # `[unlearn.<name>]` tables that are not fields are method parameter tables (see `_build`).
+    EXTRA_TABLES: typing.ClassVar[str] = "params"
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class EvalConfig:
     # MMBench's answer from the model's text: "first-letter" (MLLMU-Bench's rule) or "vlmevalkit"
     # (VLMEvalKit's can_infer: a letter, or the text of exactly one option); see repro/eval/answers.py
     mmbench_answer: str = "first-letter"
+    # General-ability benchmarks measured beside D_retain (repro/eval/benchmarks.py); the paper: MMBench.
+    benchmarks: tuple[str, ...] = ("mmbench",)
 
 
 @dataclass(frozen=True)
@@ -177,9 +182,20 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 def _build(cls: type, table: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    extra = getattr(cls, "EXTRA_TABLES", None)
+    if extra is not None:  # sub-tables that are not fields gather under the `extra` field
+        table = dict(table)
+        gathered = dict(table.pop(extra, {}))
+        for name in [k for k, v in table.items() if k not in names and isinstance(v, dict)]:
+            gathered[name] = {**gathered.get(name, {}), **table.pop(name)}
+        if gathered:
+            table[extra] = gathered
     unknown = sorted(set(table) - names)
     if unknown:
-        raise ConfigError(f"unknown profile key {prefix + unknown[0]!r} (known: {', '.join(sorted(names))})")
+        hint = (f"; a method's own parameter is set as {prefix}<method>.<name>, e.g. {prefix}npo.beta"
+                if extra is not None else "")
+        raise ConfigError(f"unknown profile key {prefix + unknown[0]!r} (known: {', '.join(sorted(names - {extra}))}"
+                          f"{hint})")
     kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in table.items()}
     try:
         return cls(**kwargs)
@@ -198,8 +214,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def load_profile(name_or_path: str = "tiny", overrides: typing.Sequence[str] = ()) -> Profile:
-    """Load a profile by name (`tiny`) or path (`my.toml`), then apply `key=value` overrides."""
+def read_profile(name_or_path: str = "tiny", overrides: typing.Sequence[str] = ()) -> Profile:
+    """Read a profile by name (`tiny`) or path (`my.toml`), then apply `key=value` overrides; its types are
+    checked here, the names it chooses (methods, targets, ...) by `repro.choices.load_profile`."""
     path = Path(name_or_path)
     if not (path.suffix == ".toml" and path.exists()):
         path = PROFILE_DIR / f"{name_or_path}.toml"
@@ -217,38 +234,4 @@ def load_profile(name_or_path: str = "tiny", overrides: typing.Sequence[str] = (
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {text!r}: {k!r} is not a section")
         node[keys[-1]] = value
-    profile = _build(Profile, table)
-    check_choices(profile)
-    return profile
-
-
-def check_choices(profile: Profile, methods: typing.Iterable[str] = (), targets: typing.Iterable[str] = ()) -> None:
-    """Names that pick code (methods, update targets, reference mode, scoring) exist, checked before any
-    work starts: a typo must not surface after an hour of fine-tuning."""
-    from repro.model.lora import TARGETS
-    from repro.train.methods import get_method
-    from repro.train.reference import REFERENCE_MODES
-
-    for method in (*profile.unlearn.methods, *methods):
-        get_method(method)  # raises, naming the known methods
-    for target in (profile.finetune.target, *targets):
-        if target not in TARGETS:
-            raise ConfigError(f"update target {target!r}: expected one of {', '.join(TARGETS)}")
-    if profile.unlearn.reference not in REFERENCE_MODES:
-        raise ConfigError(f"unlearn.reference {profile.unlearn.reference!r}: expected one of "
-                          f"{', '.join(REFERENCE_MODES)}")
-    if profile.eval.scoring not in SCORINGS:
-        raise ConfigError(f"eval.scoring {profile.eval.scoring!r}: expected one of {', '.join(SCORINGS)}")
-    from repro.eval.answers import ANSWER_RULES
-    from repro.model.prompts import MMBENCH_TEMPLATES
-
-    for key, value, known in (("eval.mmbench_template", profile.eval.mmbench_template, tuple(MMBENCH_TEMPLATES)),
-                              ("eval.mmbench_answer", profile.eval.mmbench_answer, tuple(ANSWER_RULES))):
-        if value not in known:
-            raise ConfigError(f"{key} {value!r}: expected one of {', '.join(known)}")
-    if profile.eval.generate_tokens < 1:
-        raise ConfigError(f"eval.generate_tokens {profile.eval.generate_tokens}: must be at least 1")
-    if profile.model.processor and profile.model.source != "tiny":
-        raise ConfigError(f"model.processor {profile.model.processor!r}: only a model built from config "
-                          f"(model.source = \"tiny\") takes a separate processor; {profile.model.source!r} "
-                          "brings its own")
+    return _build(Profile, table)

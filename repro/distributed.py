@@ -64,15 +64,18 @@ class Dist:
     def split(self, batch) -> tuple[object | None, float]:
         """(this rank's part of `batch`, its share of the batch's examples).
 
-        `batch` is a list of examples or a tuple of lists whose first list is the one the optimiser steps
-        over (the forget batch); for the other lists (the retain batch), a rank whose slice would be empty
-        takes the whole list, whose mean is the same. The part is None when the first slice is empty."""
+        `batch` is a list of examples or a tuple of lists (or None, a list a step does not have) whose first
+        list present is the one the optimiser steps over (the forget batch, or the retain batch of a
+        retain-only step); for the other lists, a rank whose slice would be empty takes the whole list, whose
+        mean is the same. The part is None when the first slice is empty."""
         if isinstance(batch, tuple):
-            first = self.slice(batch[0])
+            lead = next(i for i, b in enumerate(batch) if b is not None)
+            first = self.slice(batch[lead])
             if not first:
                 return None, 0.0
-            rest = tuple(self.slice(b) or list(b) for b in batch[1:])
-            return (first, *rest), len(first) / len(batch[0])
+            parts = tuple(None if b is None else first if i == lead else (self.slice(b) or list(b))
+                          for i, b in enumerate(batch))
+            return parts, len(first) / len(batch[lead])
         part = self.slice(batch)
         return (part or None), len(part) / max(len(batch), 1)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from repro.config import load_profile
+from repro.choices import load_profile
 from repro.errors import ConfigError
 from repro.eval.answers import first_letter, vlmevalkit
 

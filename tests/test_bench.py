@@ -62,7 +62,7 @@ def test_bench_refuses_the_13b_shape_on_cpu(capsys):
 
 def test_paper_grid_projection_counts_every_unit_of_all():
     from repro.bench.projection import grid, project
-    from repro.config import load_profile
+    from repro.choices import load_profile
 
     paper = load_profile("llava-1.5-13b")
     g = grid(paper, 11)

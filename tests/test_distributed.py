@@ -37,7 +37,8 @@ def _command(experiment: str, out: Path, processes: int) -> list[str]:
     launch = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--multi_gpu",
               "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no",
               "--dynamo_backend", "no", "--main_process_port", "0"] if processes > 1 else [sys.executable]
-    args = launch + ["-m", "repro", "run", experiment, "--method", "ga", "--out", str(out)]
+    args = launch + ["-m", "repro", "run", experiment, "--method", "ga", "--out", str(out),
+                     "--units", str(out / "units")]
     for override in MICRO:
         args += ["--set", override]
     return args

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.config import load_profile
+from repro.choices import load_profile
 from repro.environment import (
     ISA_CAPS,
     NATIVE,
@@ -247,11 +247,12 @@ def test_numeric_environment_is_what_golden_files_compare():
 
 def test_the_cached_base_model_is_per_instruction_set(monkeypatch):
     """A tiny base pre-trained under AVX-512 computes other floats than one pre-trained under AVX2: a capped
-    run must pre-train its own, not load the other from the cache."""
-    from repro.experiments import session
+    run must pre-train its own, not load the other from the cache; nor share the other's units."""
+    from repro.experiments import store
 
-    paths = set()
+    paths, stores = set(), set()
     for tag in ("cpu-avx2", "cpu-avx512"):
-        monkeypatch.setattr(session, "numeric_tag", lambda tag=tag: tag)
-        paths.add(session.base_model_path("k"))
-    assert len(paths) == 2
+        monkeypatch.setattr(store, "numeric_tag", lambda tag=tag: tag)
+        paths.add(store.base_model_path("k"))
+        stores.add(store.default_units_dir())
+    assert len(paths) == 2 and len(stores) == 2

@@ -7,8 +7,8 @@ import pytest
 import torch
 from small_model import MICRO
 
+from repro.choices import load_profile
 from repro.cli import main
-from repro.config import load_profile
 from repro.experiments import grid
 from repro.experiments.runner import run_protocol
 
@@ -40,14 +40,14 @@ def test_protocol_cells_cover_every_experiment_in_the_order_all_runs_them():
 
 def test_jobs_2_gives_the_single_process_results(one_thread, tmp_path, capsys):
     serial = tmp_path / "serial"
-    run_protocol(load_profile("tiny", MICRO), serial)
+    run_protocol(load_profile("tiny", MICRO), serial, serial / "units")
     parallel = tmp_path / "parallel"
-    assert main(["all", "--jobs", "2", "--out", str(parallel), *SETS]) in (0, 1)  # 1: a golden verdict FAIL
+    assert main(["all", "--jobs", "2", "--out", str(parallel), "--units", str(parallel / "units"), *SETS]) in (0, 1)  # 1: a golden verdict FAIL
     out = capsys.readouterr().out
     assert "cell finetuned-ga-proj_llm done" in out and "over 2 jobs" in out
     assert (parallel / "results.jsonl").read_bytes() == (serial / "results.jsonl").read_bytes()
     assert (parallel / "manifest.json").read_text() == (serial / "manifest.json").read_text()
-    # one set of units: the fine-tuned model was trained once, every adapter once
+    # one store for every cell: the fine-tuned model was trained once, every adapter once
     assert sorted(p.name for p in (parallel / "units").iterdir()) == sorted(p.name for p in (serial / "units").iterdir())
     assert (parallel / "report").is_dir()
 

@@ -20,7 +20,7 @@ from PIL import Image
 from processes import sigkill_when
 
 from repro.assets import asset_path
-from repro.config import load_profile
+from repro.choices import load_profile
 from repro.experiments.results import IDENTITY, read_results
 from repro.model.factory import load_processor
 from repro.model.prompts import IGNORE, encode_prompts, encode_training_batch, training_text
@@ -185,12 +185,12 @@ def test_fast_letter_scorer_equals_generate_and_parse_on_every_item(micro_run):
         mp.setenv("PULSE_CACHE", env["PULSE_CACHE"])
         mp.setenv("PULSE_ASSETS", env["PULSE_ASSETS"])
         session = Session(profile, run_dir)
-        items = person_items(session.fictional + session.celebrities) + session.mmbench_items()
+        items = person_items(session.data.fictional + session.data.celebrities) + session.data.mmbench_items()
         npo = next(r["model"] for r in read_results(run_dir / "results.jsonl")
                    if (r["experiment"], r["method"], r["step"]) == ("finetuned", "npo", 1))
         first_tokens = set()
         for key in (session.base_key, session.finetuned(), npo):
-            model = session.model(key)
+            model = session.models.model(key)
             limit = prompt_limit(context_length(model), profile.eval)  # MMBench's long hints need the context
             fast = score_letter(model, session.processor, items, 8, limit, "fast")
             slow = score_letter(model, session.processor, items, 8, limit, "generate")

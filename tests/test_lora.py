@@ -1,4 +1,4 @@
-"""LoRA targets: language model only, projector only for proj+llm, vision tower always frozen (DESIGN.md 4)."""
+"""LoRA targets: language model only, projector only for proj+llm, vision tower always frozen (docs/design.md, "LoRA and update targets")."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from PIL import Image
 from small_model import SMALL_MODEL
 
@@ -19,7 +19,6 @@ from repro.model import (
     build_word_tokenizer,
     encode_prompts,
     encode_training_batch,
-    load_lora,
     lora_config,
     merge,
     trainable_parameter_names,
@@ -145,7 +144,7 @@ def test_saved_adapter_loads_back_to_identical_logits(tmp_path):
     saved = sorted(p.name for p in (tmp_path / "adapter").iterdir())
     assert "adapter_model.safetensors" in saved and not [n for n in saved if n.endswith((".bin", ".pt"))]
 
-    reloaded = load_lora(tiny()[0], tmp_path / "adapter")  # a fresh base with the same seed
+    reloaded = PeftModel.from_pretrained(tiny()[0], str(tmp_path / "adapter"))  # a fresh base, the same seed
     with torch.no_grad():
         assert torch.equal(reloaded(**inputs).logits, want)
     # merging gives the same function (up to rounding) as the adapter

@@ -1,4 +1,4 @@
-"""Unlearning losses, methods and the no-copy reference (DESIGN.md section 4), on a tiny LLaVA with LoRA."""
+"""Unlearning losses, methods and the no-copy reference (docs/design.md, "Fidelity decisions"), on a tiny LLaVA with LoRA."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from repro.config import UnlearnConfig
 from repro.errors import ReproError
 from repro.train.losses import answer_token_kl, answer_token_nll, npo_loss, sequence_logprob
 from repro.train.methods import METHODS, UnlearnStep, get_method, register
-from repro.train.reference import policy, reference, reference_logits
+from repro.train.reference import policy, reference
 
 VOCAB, IMAGE_TOKEN, PAD = 60, 59, 0
 TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -85,13 +85,14 @@ def perturb(model, scale: float, seed: int = 1, projector: bool = True) -> None:
                 p.add_(scale * torch.randn(p.shape, generator=g))
 
 
-def step_for(model, forget, retain=None, **cfg) -> UnlearnStep:
+def step_for(model, forget, retain=None, **params) -> UnlearnStep:
     return UnlearnStep(
         forget=forget,
         retain=retain,
         policy=policy(model),
         reference=reference(model),
-        cfg=UnlearnConfig(**cfg),
+        cfg=UnlearnConfig(),
+        params={"beta": 0.1, "kl_lambda": 1.0, **params},
     )
 
 
@@ -110,7 +111,7 @@ def test_answer_nll_is_hf_loss_and_ga_is_its_negative():
     batch = make_batch(0)
     out = model(**batch)
     assert torch.allclose(answer_token_nll(out.logits, batch["labels"]), out.loss, atol=1e-6)
-    ga = get_method("ga").fn(step_for(model, batch))
+    ga = get_method("ga").loss(step_for(model, batch))
     assert torch.allclose(ga, -out.loss, atol=1e-6)
 
 
@@ -151,7 +152,7 @@ def test_disabled_adapter_restores_projector():
     model.train()
     model.base_model.model.model.vision_tower.eval()  # a frozen tower kept in eval stays so
     assert not torch.allclose(policy(model)(batch), base_logits, atol=1e-3)
-    ref = reference_logits(model, batch)
+    ref = reference(model)(batch)
     assert torch.allclose(ref, base_logits, atol=1e-6), "disable_adapter() left modules_to_save active"
     assert not ref.requires_grad
     # the context restores each module's mode and the adapter's requires_grad
@@ -161,11 +162,9 @@ def test_disabled_adapter_restores_projector():
     assert any("modules_to_save" in n for n in trainable)
 
 
-def test_reference_rejects_plain_models_and_unknown_modes():
+def test_reference_rejects_plain_models():
     with pytest.raises(ReproError, match="peft"):
-        reference_logits(tiny_llava(), make_batch(0))
-    with pytest.raises(ReproError, match="reference mode"):
-        reference_logits(with_lora(tiny_llava()), make_batch(0), mode="previous")
+        reference(tiny_llava())(make_batch(0))
 
 
 # --- GA+KLR's KL term ---------------------------------------------------------------------------
@@ -174,10 +173,10 @@ def test_reference_rejects_plain_models_and_unknown_modes():
 def test_kl_zero_at_reference_and_positive_after_perturbing():
     model = with_lora(tiny_llava())  # fresh LoRA: B = 0, projector copy = original
     batch = make_batch(2)
-    kl = answer_token_kl(reference_logits(model, batch), policy(model)(batch), batch["labels"])
+    kl = answer_token_kl(reference(model)(batch), policy(model)(batch), batch["labels"])
     assert abs(kl.item()) < 1e-6
     perturb(model, 0.3)
-    kl = answer_token_kl(reference_logits(model, batch), policy(model)(batch), batch["labels"])
+    kl = answer_token_kl(reference(model)(batch), policy(model)(batch), batch["labels"])
     assert kl.item() > 1e-4
 
 
@@ -199,7 +198,7 @@ def test_kl_matches_torch_kl_div():
 def test_npo_at_start_of_request_is_2_log2_over_beta(beta):
     model = with_lora(tiny_llava())
     model.train()  # LoRA dropout on: still exact, since B = 0
-    loss = get_method("npo").fn(step_for(model, make_batch(3), beta=beta))
+    loss = get_method("npo").loss(step_for(model, make_batch(3), beta=beta))
     assert math.isclose(loss.item(), 2 / beta * math.log(2), rel_tol=1e-6)
 
 
@@ -218,19 +217,19 @@ def test_npo_gradient_tends_to_ga_as_beta_shrinks():
     batch = make_batch(4, n=6)
     # at the reference (fresh LoRA) every sequence has weight sigmoid(0): NPO's gradient is
     # GA's up to a scalar, for any beta (summing sequences sums all answer tokens)
-    ga = flat_grad(model, get_method("ga").fn(step_for(model, batch)))
-    npo = flat_grad(model, get_method("npo").fn(step_for(model, batch, beta=1.0)))
+    ga = flat_grad(model, get_method("ga").loss(step_for(model, batch)))
+    npo = flat_grad(model, get_method("npo").loss(step_for(model, batch, beta=1.0)))
     assert F.cosine_similarity(ga, npo, dim=0).item() > 0.999
 
     perturb(model, 0.3, seed=2)  # far from it: per-sequence weights sigmoid(beta * ratio) differ
     ratio = sequence_logprob(policy(model)(batch), batch["labels"]) - sequence_logprob(
-        reference_logits(model, batch), batch["labels"]
+        reference(model)(batch), batch["labels"]
     )
     assert ratio.max() - ratio.min() > 1.0  # the sequences are weighted unequally at large beta
-    ga = flat_grad(model, get_method("ga").fn(step_for(model, batch)))
+    ga = flat_grad(model, get_method("ga").loss(step_for(model, batch)))
     cos = []
     for beta in (10.0, 1.0, 0.1, 1e-4):
-        npo = flat_grad(model, get_method("npo").fn(step_for(model, batch, beta=beta)))
+        npo = flat_grad(model, get_method("npo").loss(step_for(model, batch, beta=beta)))
         cos.append(F.cosine_similarity(ga, npo, dim=0).item())
     assert cos[0] < 0.99, cos  # the property is not trivial on this model
     assert all(a <= b + 1e-6 for a, b in itertools.pairwise(cos)), cos
@@ -240,8 +239,23 @@ def test_npo_gradient_tends_to_ga_as_beta_shrinks():
 # --- a few steps of each method forget --------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["ga", "ga_klr", "npo", "gd"])
+def scheduled_pairs(spec, forget: dict, retain: dict, epochs: int = 5) -> list[tuple]:
+    """The (forget, retain) batch pairs `spec`'s own schedule gives over one forget and one retain batch."""
+    from repro.train.loop import Example
+
+    forget_ex = [Example("forget", "", None)] * len(forget["input_ids"])
+    retain_ex = [Example("retain", "", None)] * len(retain["input_ids"])
+    plan = spec.schedule(forget_ex, retain_ex, UnlearnConfig(epochs=epochs, batch_size=len(forget_ex)), 0,
+                         spec.needs_retain)
+    def tensors(part):
+        return None if part is None else forget if part[0].prompt == "forget" else retain
+    return [tuple(tensors(part) for part in pair) for pair in plan.batches]
+
+
+@pytest.mark.parametrize("name", METHODS.names())
 def test_a_few_steps_lower_forget_logprob(name):
+    """Every registered method, on its own schedule: a few steps make the forget answers less likely, and
+    the reference does not move."""
     model = with_lora(tiny_llava())
     forget, retain = make_batch(5), make_batch(6)
     spec = get_method(name)
@@ -249,9 +263,11 @@ def test_a_few_steps_lower_forget_logprob(name):
     before = sequence_logprob(ref(forget), forget["labels"])
     model.train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(10):
-        step = step_for(model, forget, retain if spec.needs_retain else None)
-        loss = spec.fn(step)
+    pairs = scheduled_pairs(spec, forget, retain)
+    assert any(f is forget for f, _ in pairs)
+    for f, r in pairs:
+        step = UnlearnStep(f, r, policy(model), ref, UnlearnConfig(), {p.name: p.default for p in spec.params})
+        loss = spec.loss(step)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -277,26 +293,27 @@ def test_registering_a_method_makes_it_available():
 
         @register("half_ga", needs_retain=True)
         def half_ga(step):
-            return 0.5 * get_method("ga").fn(step)
+            return 0.5 * get_method("ga").loss(step)
 
         spec = get_method("half_ga")
-        assert spec.fn is half_ga and spec.needs_retain and not spec.needs_reference
+        assert spec.loss is half_ga and spec.needs_retain and not spec.needs_reference
         model = with_lora(tiny_llava())
         batch = make_batch(7)
         step = step_for(model, batch, batch)
-        assert torch.allclose(spec.fn(step), 0.5 * get_method("ga").fn(step))
+        assert torch.allclose(spec.loss(step), 0.5 * get_method("ga").loss(step))
         with pytest.raises(ReproError, match="already registered"):
             register("half_ga")(half_ga)
     finally:
-        METHODS.pop("half_ga", None)
+        METHODS.remove("half_ga")
 
 
 def test_builtin_methods_declare_what_they_need():
     assert {
         n: (s.needs_retain, s.needs_reference)
         for n, s in METHODS.items()
-        if n in {"ga", "ga_klr", "npo", "gd"}
-    } == {"ga": (False, False), "ga_klr": (True, True), "npo": (False, True), "gd": (True, False)}
+        if n in {"ga", "ga_klr", "npo", "gd", "simnpo", "kl_min"}
+    } == {"ga": (False, False), "ga_klr": (True, True), "npo": (False, True), "gd": (True, False),
+          "simnpo": (False, False), "kl_min": (True, True)}
 
 
 def _grads(model) -> torch.Tensor:
@@ -309,11 +326,11 @@ def test_ga_klr_terms_backpropagated_one_at_a_time_give_the_sums_gradient():
     model.eval()  # no dropout: both computations must see the same model
     forget, retain = make_batch(7), make_batch(8)
     step = step_for(model, forget, retain, kl_lambda=0.5)
-    loss = get_method("ga_klr").fn(step) / 2
+    loss = get_method("ga_klr").loss(step) / 2
     loss.backward()
     sequential = _grads(model)
     model.zero_grad(set_to_none=True)
-    ref_logits = reference_logits(model, retain)
+    ref_logits = reference(model)(retain)
     eager = (-answer_token_nll(policy(model)(forget), forget["labels"])
              + 0.5 * answer_token_kl(ref_logits, policy(model)(retain), retain["labels"])) / 2
     eager.backward()
@@ -323,6 +340,6 @@ def test_ga_klr_terms_backpropagated_one_at_a_time_give_the_sums_gradient():
 
 def test_sequential_loss_has_no_value_before_backward():
     model = with_lora(tiny_llava())
-    loss = get_method("ga_klr").fn(step_for(model, make_batch(1), make_batch(2)))
+    loss = get_method("ga_klr").loss(step_for(model, make_batch(1), make_batch(2)))
     with pytest.raises(ReproError, match="only after backward"):
         loss.item()

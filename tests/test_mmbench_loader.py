@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from repro.data.circular import groups_correct, single_pass
 from repro.data.images import encode_png
-from repro.data.mmbench import circular_correct, count_mmbench, load_mmbench, single_pass
+from repro.data.mmbench import count_mmbench, load_mmbench
 from repro.errors import DataError
 
 COLS = [
@@ -115,7 +116,7 @@ def test_tsv_circular_reference_and_empty_options(tmp_path):
     assert by[0].l2_category == "coarse_perception" and by[0].category == "attribute_recognition"
     assert {q.group for q in qs} == {0, 1, 2}
     assert [q.answer for q in qs if q.group == 0] == ["A", "D", "C", "B"]
-    assert [q.index for q in single_pass(qs)] == [0, 1, 2]
+    assert [q.index for q in single_pass(qs, lambda q: q.index)] == [0, 1, 2]
     assert count_mmbench(tmp_path / "MMBench_DEV_EN.tsv") == {"questions": 3, "rows": 6, "categories": 1}
     assert count_mmbench(tmp_path) == {"questions": 3, "rows": 6, "categories": 1}  # a dir holding the TSV
 
@@ -257,11 +258,14 @@ def test_missing_source_raises_data_error(tmp_path):
 def test_circular_correct_needs_every_copy(tmp_path):
     qs = load_mmbench(write_tsv(tmp_path / "d.tsv", base_rows()))
     preds = {q.index: q.answer for q in qs}
-    assert circular_correct(preds, qs) == {0: True, 1: True, 2: True}
+
+    def correct():
+        return groups_correct(qs, lambda q: q.index, lambda q: q.answer, preds)
+
+    assert correct() == {0: True, 1: True, 2: True}
     preds[2_000_000] = "A"  # one copy of question 0 wrong
     preds[2] = "B"
-    assert circular_correct(preds, qs) == {0: False, 1: True, 2: False}
-    del preds[1]
-    with pytest.raises(ValueError, match="index 1"):
-        circular_correct(preds, qs)
+    assert correct() == {0: False, 1: True, 2: False}
+    del preds[1]  # a question without a prediction is answered wrongly
+    assert correct() == {0: False, 1: False, 2: False}
 

@@ -1,4 +1,4 @@
-"""Tiny LLaVA factory: tokenizer, build, image-token check, save/load (DESIGN.md sections 2 and 5)."""
+"""Tiny LLaVA factory: tokenizer, build, image-token check, save/load (docs/design.md, "Profiles" and "Data formats")."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from small_model import MICRO
 
+from repro.choices import load_profile
 from repro.cli import main
-from repro.config import load_profile
 from repro.experiments.results import read_results
 from repro.experiments.runner import run_protocol
 

@@ -1,4 +1,4 @@
-"""Prompt strings and training labels (DESIGN.md sections 4 and 5)."""
+"""Prompt strings and training labels (docs/design.md, "Fidelity decisions" and "Data formats")."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_mmbench_prompt_llava_v1_is_llavas_own_mmbench_prompt():
         "detailed, and polite answers to the user's questions. USER: <image>\nH\nWhat shape is shown?\nA. a\n"
         "B. b\nAnswer with the option's letter from the given choices directly. ASSISTANT:"
     )
-    with pytest.raises(ReproError, match="expected one of plain, llava-v1"):
+    with pytest.raises(ReproError, match="unknown MMBench template 'vicuna' .known: llava-v1, plain"):
         mmbench_prompt(mmb("", {"A": "a"}), "vicuna")
 
 

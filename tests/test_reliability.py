@@ -5,6 +5,7 @@ the same seed gives the same results and another seed other splits."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,8 +20,8 @@ import torch
 from processes import sigkill_when
 from small_model import MICRO
 
+from repro.choices import load_profile
 from repro.cli import main
-from repro.config import load_profile
 from repro.experiments import runner as runner_mod
 from repro.experiments.results import IDENTITY, ResultsFile, read_results
 from repro.experiments.runner import run_protocol
@@ -61,7 +62,7 @@ def one_thread(tmp_path_factory):
 def clean_run(tmp_path_factory, one_thread) -> Path:
     """An uninterrupted MICRO protocol run; it also warms the session's cache (world, base model)."""
     run_dir = tmp_path_factory.mktemp("clean") / "run"
-    run_protocol(micro_profile(), run_dir)
+    run_protocol(micro_profile(), run_dir, run_dir / "units")
     return run_dir
 
 
@@ -75,13 +76,19 @@ def _adapter_units(run_dir: Path) -> set[str]:
 
 
 def assert_resumes_to_clean(run_dir: Path, clean: Path) -> None:
-    from repro.experiments import unlearn
+    from repro.train import recipes
 
     kept, trained = _adapter_units(run_dir), []
     with pytest.MonkeyPatch.context() as mp:  # count the unlearning requests the resume trains
-        real = unlearn.optimise
-        mp.setattr(unlearn, "optimise", lambda *a, **kw: trained.append(1) or real(*a, **kw))
-        run_protocol(micro_profile(), run_dir)  # the resume: same profile, same run directory
+        real = recipes.optimise
+
+        def counted(*a, **kw):
+            if str(a[8]).startswith("unlearn"):  # (params, batches, steps, loss, lr, warmup, schedule, accum, desc)
+                trained.append(1)
+            return real(*a, **kw)
+
+        mp.setattr(recipes, "optimise", counted)
+        run_protocol(micro_profile(), run_dir, run_dir / "units")  # the resume: same profile, same run directory
     # only the requests whose adapter was not yet written are trained again
     assert len(trained) == len(_adapter_units(run_dir) - kept)
     assert _adapter_units(run_dir) == _adapter_units(clean)
@@ -128,8 +135,8 @@ def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 if point == "mid-finetune":
-    from repro.experiments import session
-    real = session.optimise
+    from repro.train import recipes
+    real = recipes.optimise
     def optimise(params, batches, steps, step_loss, *a, **kw):
         def loss(batch):
             calls["n"] += 1
@@ -138,7 +145,7 @@ if point == "mid-finetune":
             return step_loss(batch)
         desc = kw.get("desc", a[4] if len(a) > 4 else "")  # (lr, warmup, schedule, accum, desc)
         return real(params, batches, steps, loss if desc == "fine-tune" else step_loss, *a, **kw)
-    session.optimise = optimise
+    recipes.optimise = optimise
 elif point == "between-sustainability":
     from repro.experiments import runner
     real = runner.Runner.record
@@ -178,7 +185,7 @@ raise SystemExit(main(sys.argv[3:]))
 
 def _killed_run(tmp_path: Path, point: str, n: int) -> Path:
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", DRIVER, point, str(n), "all", "--out", str(run_dir), *SETS],
+    proc = subprocess.run([sys.executable, "-c", DRIVER, point, str(n), "all", "--out", str(run_dir), "--units", str(run_dir / "units"), *SETS],
                           env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == -signal.SIGKILL, f"the run was not killed at {point}:\n{proc.stderr[-2000:]}"
     return run_dir
@@ -188,7 +195,7 @@ def test_sigkill_after_first_finetuned_request_resumes_to_the_clean_results(clea
     """`python -m repro all` killed from outside (SIGKILL) once the first unlearning request is recorded."""
     run_dir = tmp_path / "run"
     results = run_dir / "results.jsonl"
-    status = sigkill_when([sys.executable, "-m", "repro", "all", "--out", str(run_dir), *SETS],
+    status = sigkill_when([sys.executable, "-m", "repro", "all", "--out", str(run_dir), "--units", str(run_dir / "units"), *SETS],
                           lambda: any(r["experiment"] == "finetuned" and r["step"] == 1 for r in read_results(results)),
                           300, env=_env(), cwd=tmp_path)
     assert status == -signal.SIGKILL
@@ -232,7 +239,7 @@ def test_exception_mid_request_resumes_in_process(clean_run, tmp_path, monkeypat
     monkeypatch.setattr(session, "predict", failing)
     run_dir = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run_protocol(micro_profile(), run_dir)
+        run_protocol(micro_profile(), run_dir, run_dir / "units")
     monkeypatch.setattr(session, "predict", real)
     assert_resumes_to_clean(run_dir, clean_run)
 
@@ -241,12 +248,12 @@ def test_exception_mid_request_resumes_in_process(clean_run, tmp_path, monkeypat
 
 
 def test_a_diverging_method_is_recorded_and_the_grid_goes_on(clean_run, tmp_path, monkeypatch):
-    spec = methods_mod.METHODS["ga_klr"]
+    spec = methods_mod.METHODS.get("ga_klr")
     calls = {"n": 0}
 
     def nan_at_step_2(step):
         calls["n"] += 1
-        loss = spec.fn(step)
+        loss = spec.loss(step)
         return loss * float("nan") if calls["n"] == 2 else loss
 
     real_request = runner_mod.unlearn_request
@@ -255,11 +262,10 @@ def test_a_diverging_method_is_recorded_and_the_grid_goes_on(clean_run, tmp_path
         calls["n"] = 0  # count steps per request
         return real_request(*a, **kw)
 
-    monkeypatch.setitem(methods_mod.METHODS, "ga_klr", methods_mod.MethodSpec(
-        nan_at_step_2, needs_retain=spec.needs_retain, needs_reference=spec.needs_reference))
+    monkeypatch.setitem(methods_mod.METHODS._entries, "ga_klr", dataclasses.replace(spec, loss=nan_at_step_2))
     monkeypatch.setattr(runner_mod, "unlearn_request", request)
     run_dir = tmp_path / "run"
-    run_protocol(micro_profile(), run_dir)
+    run_protocol(micro_profile(), run_dir, run_dir / "units")
 
     events = [json.loads(line) for line in (run_dir / "diverged.jsonl").read_text().splitlines()]
     assert {(e["experiment"], e["request"]) for e in events} >= {("finetuned", 1), ("pretrained", 1)}
@@ -279,7 +285,7 @@ def test_a_diverging_method_is_recorded_and_the_grid_goes_on(clean_run, tmp_path
     assert (run_dir / "report" / "figure3.png").stat().st_size > 1000
     # A rerun records the same divergence once, not twice.
     before = (run_dir / "diverged.jsonl").read_text()
-    run_protocol(micro_profile(), run_dir)
+    run_protocol(micro_profile(), run_dir, run_dir / "units")
     assert (run_dir / "diverged.jsonl").read_text() == before
 
 
@@ -353,9 +359,9 @@ def test_a_model_directory_without_safetensors_is_refused(tmp_path, capsys):
 
 
 def test_a_data_source_missing_a_config_is_refused(clean_run, tmp_path, capsys):
-    from repro.experiments.session import Session
+    from repro.experiments.data import RunData
 
-    world = Session(micro_profile(), clean_run).mllmu_root
+    world = RunData(micro_profile()).mllmu_root
     mllmu = tmp_path / "MLLMU-Bench"
     shutil.copytree(world, mllmu)
     shutil.rmtree(mllmu / "Retain_Set")
@@ -374,14 +380,14 @@ def test_same_seed_gives_identical_results(clean_run, tmp_path, monkeypatch):
     """A second run from nothing (its own cache: the base model is pre-trained again) matches byte for byte."""
     monkeypatch.setenv("PULSE_CACHE", str(tmp_path / "cache"))
     run_dir = tmp_path / "run"
-    run_protocol(micro_profile(), run_dir)
+    run_protocol(micro_profile(), run_dir, run_dir / "units")
     assert (run_dir / "results.jsonl").read_bytes() == (clean_run / "results.jsonl").read_bytes()
     assert (run_dir / "manifest.json").read_bytes() == (clean_run / "manifest.json").read_bytes()
 
 
 def test_different_seeds_give_different_splits(clean_run, tmp_path):
     from repro.data.splits import build_fictional_splits
-    from repro.experiments.session import Session
+    from repro.experiments.data import RunData
 
     manifests = []
     for seed in (0, 1):
@@ -391,7 +397,7 @@ def test_different_seeds_give_different_splits(clean_run, tmp_path):
     assert manifests[0] != manifests[1]
     # On the very same people, too: the split is a function of the seed, not only of the data.
     profile = micro_profile()
-    people = Session(profile, clean_run).fictional
+    people = RunData(profile).fictional
     a, b = (build_fictional_splits(people, profile.splits, seed) for seed in (0, 1))
     assert a["unlearn"] != b["unlearn"] or a["shards"] != b["shards"]
     assert build_fictional_splits(people, profile.splits, 0) == a
@@ -400,15 +406,16 @@ def test_different_seeds_give_different_splits(clean_run, tmp_path):
 def test_a_full_disk_is_refused_before_the_fine_tune_starts(clean_run, tmp_path, capsys, monkeypatch):
     from collections import namedtuple
 
-    from repro.experiments import disk, session
+    from repro.experiments import disk
+    from repro.train import recipes
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: usage(10_000, 9_000, 1_000))
     trained = []
-    real = session.optimise
-    monkeypatch.setattr(session, "optimise", lambda *a, **kw: trained.append(1) or real(*a, **kw))
+    real = recipes.optimise
+    monkeypatch.setattr(recipes, "optimise", lambda *a, **kw: trained.append(1) or real(*a, **kw))
     out = tmp_path / "run"
-    assert main(["run", "finetuned", "--out", str(out), *SETS]) == 2
+    assert main(["run", "finetuned", "--out", str(out), "--units", str(out / "units"), *SETS]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the base model's loading bar
     assert err.startswith("pulse-repro: error: not enough free disk in " + str(out / "units")), err
     assert "fine-tuned model" in err and "MB is free" in err

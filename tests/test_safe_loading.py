@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from small_model import MICRO
 
-from repro.config import load_profile
+from repro.choices import load_profile
 from repro.experiments.runner import run_protocol
-from repro.experiments.session import cache_dir
+from repro.experiments.store import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve"}
@@ -138,7 +138,7 @@ def test_a_micro_run_writes_no_pickle_artefact(tmp_path):
     torch.set_num_threads(1)  # a shared, small machine: one thread is faster than two fighting
     try:
         run_dir = tmp_path / "run"
-        run_protocol(load_profile("tiny", MICRO), run_dir)
+        run_protocol(load_profile("tiny", MICRO), run_dir, run_dir / "units")
     finally:
         torch.set_num_threads(threads)
     assert list(run_dir.rglob("*.safetensors")), "the fine-tuned model is kept as safetensors"

@@ -6,7 +6,7 @@ import re
 
 from small_model import WORD_LEVEL_TOKENS
 
-from repro.config import load_profile
+from repro.choices import load_profile
 from repro.data.mllmu import load_people
 from repro.data.mmbench import load_mmbench
 from repro.data.world import write_world

@@ -1,4 +1,4 @@
-"""The PULSE split rules (DESIGN.md section 3): partitions, disjointness, behaviour-based selection."""
+"""The PULSE split rules (docs/design.md, "The protocol"): partitions, disjointness, behaviour-based selection."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from small_model import WORD_LEVEL_TOKENS
 
-from repro.config import load_profile
+from repro.choices import load_profile
 from repro.eval.items import person_items
 from repro.eval.scoring import score_letter
 from repro.experiments.results import read_results
@@ -47,13 +47,13 @@ def test_fast_and_generate_scorers_agree_on_trained_models(tiny_run):
     (every fictional person, every celebrity, mini-MMBench), for the base, fine-tuned and unlearned models."""
     profile, run_dir = tiny_run
     session = Session(profile, run_dir)  # reloads the cached base and the saved fine-tuned model
-    items = person_items(session.fictional + session.celebrities) + session.mmbench_items()
+    items = person_items(session.data.fictional + session.data.celebrities) + session.data.mmbench_items()
     finetuned = session.finetuned()
-    shard = session.people(session.fictional_splits["shards"][0])
-    retain = session.people(session.fictional_splits["retain"])
+    shard = session.data.people(session.data.fictional_splits["shards"][0])
+    retain = session.data.people(session.data.fictional_splits["retain"])
     unlearned, _ = unlearn_request(session, finetuned, shard, retain, "ga", "proj+llm")
     for key in (session.base_key, finetuned, unlearned):
-        model = session.model(key)
+        model = session.models.model(key)
         fast = score_letter(model, session.processor, items, 64, profile.model.max_length, "fast",
                             new_tokens=WORD_LEVEL_TOKENS)
         slow = score_letter(model, session.processor, items, 64, profile.model.max_length, "generate",

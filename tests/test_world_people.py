@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from repro.data.images import decode_image_bytes
-from repro.data.mllmu import count_mllmu, load_people, load_test_images
+from repro.data.mllmu import _image, _read_rows, _str, config_files, count_mllmu, load_people
 from repro.data.world_people import make_world_people, write_mllmu_world
+from repro.errors import DataError
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -60,6 +61,21 @@ def test_splits(world):
         assert len(forget) == 5 * pct and not forget & retain and forget | retain == full
         assert previous <= forget
         previous = forget
+
+
+def load_test_images(root: Path) -> dict[str, tuple[bytes, ...]]:
+    """Test_Set: person ID -> its other (transformed) face images, from the `images` list column."""
+    out: dict[str, tuple[bytes, ...]] = {}
+    for file in config_files(root, "Test_Set"):
+        for i, row in enumerate(_read_rows(file, ("ID", "images"))):
+            pid = _str(row["ID"], file, i, "ID")
+            if pid in out:
+                raise DataError(file, f"duplicate ID {pid!r}", row=i, field="ID")
+            views = row["images"]
+            if not isinstance(views, list) or not views:
+                raise DataError(file, "expected a non-empty list of images", row=i, field="images")
+            out[pid] = tuple(_image(v, file, i, f"images[{j}]") for j, v in enumerate(views))
+    return out
 
 
 def test_faces_distinct_and_views(world):

@@ -12,7 +12,7 @@ import sys
 from repro.bench.memory import peak_rss_bytes, reset_peak, rss_bytes
 from repro.bench.training import run_stage
 from repro.bench.workload import load, prepare
-from repro.config import load_profile
+from repro.choices import load_profile
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,8 @@ the measured rates, so it leaves out model loading and the run's bookkeeping."""
 
 from __future__ import annotations
 
-from repro.config import Profile, load_profile
+from repro.choices import load_profile
+from repro.config import Profile
 from repro.data.records import Person
 from repro.train.examples import knowledge_examples
 

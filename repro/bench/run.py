@@ -11,7 +11,7 @@ from repro.bench import ceiling, evaluation, flops, memory, output, projection, 
 from repro.bench.baselines import BASELINE_NOTE
 from repro.bench.shapes import SHAPES, check_fits, shape_overrides
 from repro.bench.workload import load, prepare
-from repro.config import load_profile
+from repro.choices import load_profile
 from repro.errors import ReproError
 
 WARMUP_NOTE = (f"each scorer first runs untimed: the batched ones on a full batch, the baseline on "

@@ -5,8 +5,8 @@ a warm-up and is not timed. On CUDA each stage's allocator peak is read too."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
-import itertools
 import math
 
 import torch
@@ -18,7 +18,7 @@ from repro.experiments.runner import PAPER_TARGET
 from repro.model.lora import attach_lora
 from repro.train.examples import knowledge_examples
 from repro.train.loop import Diverged, batches_per_epoch, optimise, shuffled_batches
-from repro.train.methods import UnlearnStep, get_method, step_inputs
+from repro.train.methods import UnlearnStep, get_method, method_params, step_inputs
 from repro.train.reference import policy, reference
 
 FINETUNE = "finetune"
@@ -81,25 +81,23 @@ def _loss_fn(w: Workload, stage: str, peft_model, meter: Meter, base_copy_ref, s
         def step_loss(enc):
             meter.batch(len(enc["input_ids"]))
             meter.add_tokens(enc)
-            return peft_model(**enc).loss  # as Session._train: the model's own loss
+            return peft_model(**enc).loss  # as repro.train.recipes.train: the model's own loss
 
         return batches, cfg.grad_accum, cfg.lr, step_loss, w.encode
-    cfg = p.unlearn
     spec = get_method("ga_klr" if stage == DEEPCOPY else stage)
     pol = meter.counted(policy(peft_model))
-    ref = meter.counted(base_copy_ref or reference(peft_model, cfg.reference), ref=True)
+    ref = meter.counted(base_copy_ref or reference(peft_model), ref=True)
     forget_ex = knowledge_examples(w.unlearn, p.finetune)
-    batches = shuffled_batches(forget_ex, cfg.batch_size, _epochs(forget_ex, cfg.batch_size,
-                                                                  steps * cfg.grad_accum), p.seed)
-    if spec.needs_retain:  # as unlearn_request: (forget, retain) pairs, retain batches of one epoch cycled
-        retain_ex = knowledge_examples(w.retain, p.finetune)
-        batches = zip(batches, itertools.cycle(list(shuffled_batches(retain_ex, cfg.batch_size, 1, p.seed + 1))))
+    # the method's own schedule, as a request draws it, over enough epochs for `steps`
+    cfg = dataclasses.replace(p.unlearn, epochs=_epochs(forget_ex, p.unlearn.batch_size, steps * p.unlearn.grad_accum))
+    plan = spec.schedule(forget_ex, knowledge_examples(w.retain, p.finetune), cfg, p.seed, spec.needs_retain)
+    params = method_params(cfg, spec)
 
     def step_loss(pair):
-        meter.batch(len(pair[0]["input_ids"]))
-        return spec.fn(UnlearnStep(*pair, pol, ref, cfg))
+        meter.batch(len(next(part for part in pair if part is not None)["input_ids"]))
+        return spec.loss(UnlearnStep(*pair, pol, ref, cfg, params))
 
-    return batches, cfg.grad_accum, cfg.lr, step_loss, step_inputs(w.encode, spec.needs_retain)
+    return plan.batches, cfg.grad_accum, cfg.lr, step_loss, step_inputs(w.encode)
 
 
 def run_stage(w: Workload, stage: str, steps: int) -> dict:

@@ -12,15 +12,19 @@ import torch
 from repro.config import Profile
 from repro.data.records import Person
 from repro.eval.items import Item, person_items
-from repro.experiments.session import Session, base_model_path, cache_dir
+from repro.experiments.base_model import load_base
+from repro.experiments.data import RunData
+from repro.experiments.keys import base_key
+from repro.experiments.store import base_model_path
 from repro.model.factory import check_image_tokens, load_model
-from repro.model.prompts import encode_training_batch
+from repro.train.recipes import encoder
 
 
 @dataclass
 class Workload:
     profile: Profile
-    session: Session
+    data: RunData
+    device: torch.device
     pool: list[Person]  # the fictional people fine-tuning learns
     unlearn: list[Person]  # D_unlearn
     retain: list[Person]  # D_retain
@@ -30,15 +34,9 @@ class Workload:
     processor: object = None
     state: dict | None = field(default=None, repr=False)  # CPU copy of the weights, to undo training
 
-    @property
-    def device(self) -> torch.device:
-        return self.session.device
-
     def encode(self, batch) -> dict:
-        """A training batch as Session.encode makes it."""
-        enc = encode_training_batch(self.processor, [(e.prompt, e.answer, e.image) for e in batch],
-                                    self.profile.model.max_length)
-        return {k: v.to(self.device) for k, v in enc.items()}
+        """A training batch as a run encodes it."""
+        return encoder(self.processor, self.profile.model.max_length, self.device)(batch)
 
     def restore(self) -> None:
         """Back to the loaded weights after a training stage (a --shape model's random weights are
@@ -51,34 +49,34 @@ class Workload:
 def prepare(profile: Profile, n_items: int, shape: str | None = None) -> Workload:
     """The data: people of the fictional splits, and `n_items` questions (people and MMBench) sampled
     with the profile's seed."""
-    session = Session(profile, cache_dir() / "bench")  # data and keys only: the bench writes no units
-    splits = session.fictional_splits
-    pool = session.people(splits["pool"])
-    items = person_items(pool) + session.mmbench_items()
+    data = RunData(profile)  # the bench writes no units
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    pool = data.split("pool")
+    items = person_items(pool) + data.mmbench_items()
     items = random.Random(profile.seed).sample(items, min(n_items, len(items))) if n_items else []
-    return Workload(profile, session, pool, session.people(splits["unlearn"]),
-                    session.people(splits["retain"]), items, shape)
+    return Workload(profile, data, device, pool, data.split("unlearn"), data.split("retain"), items, shape)
 
 
 def load(w: Workload, keep_state: bool = True) -> Workload:
     """Load the model once. `tiny`: the cached pre-trained base, built (and pre-trained, unless
     pretrain.steps=0) by the session when it is not cached yet."""
-    p, s = w.profile, w.session
+    p = w.profile
     if w.shape is not None:
         from repro.bench.shapes import build_shaped_model
 
-        w.model, w.processor = build_shaped_model(p.model, s.all_texts(), w.shape, p.seed, s.device)
+        w.model, w.processor = build_shaped_model(p.model, w.data.all_texts(), w.shape, p.seed, w.device)
     else:
         source = p.model.source
         if source == "tiny":
-            cached = base_model_path(s.base_key)
+            key = base_key(p, w.data.source_hash)
+            cached = base_model_path(key)
             if not cached.exists():
                 if p.pretrain.steps:
                     print(f"pulse-repro bench: no cached base model; pre-training it ({p.pretrain.steps} steps, "
                           f"minutes; --set pretrain.steps=0 skips it)", file=sys.stderr)
-                s.processor  # builds, pre-trains and caches the base  # noqa: B018
+                load_base(p, w.data, key, w.device)  # builds, pre-trains and caches the base
             source = str(cached)
-        w.model, w.processor = load_model(source, p.model.dtype, s.device)
+        w.model, w.processor = load_model(source, p.model.dtype, w.device)
         check_image_tokens(w.model, w.processor)
     if keep_state and w.shape is None:
         w.state = {k: v.detach().to("cpu", copy=True) for k, v in w.model.state_dict().items()}

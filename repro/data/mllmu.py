@@ -250,21 +250,6 @@ def load_people(root: Path, config: str, ft: list[FtEntry] | None = None) -> lis
     return people
 
 
-def load_test_images(root: Path) -> dict[str, tuple[bytes, ...]]:
-    """Test_Set: person ID -> its other (transformed) face images, from the `images` list column."""
-    out: dict[str, tuple[bytes, ...]] = {}
-    for file in config_files(root, "Test_Set"):
-        for i, row in enumerate(_read_rows(file, ("ID", "images"))):
-            pid = _str(row["ID"], file, i, "ID")
-            if pid in out:
-                raise DataError(file, f"duplicate ID {pid!r}", row=i, field="ID")
-            views = row["images"]
-            if not isinstance(views, list) or not views:
-                raise DataError(file, "expected a non-empty list of images", row=i, field="images")
-            out[pid] = tuple(_image(v, file, i, f"images[{j}]") for j, v in enumerate(views))
-    return out
-
-
 def count_mllmu(root: Path) -> dict:
     """{"people": int, "questions": {"multimodal": int, "text": int}} over Full_Set and Retain_Set."""
     ft = load_ft_data(root) if (Path(root) / "ft_Data").is_dir() else []

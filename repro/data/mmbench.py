@@ -1,9 +1,9 @@
 """MMBench loader: VLMEvalKit's TSV or a directory laid out as the hub dataset lmms-lab/MMBench.
 
-Facts the loader matches (DESIGN.md section 5, checked against the public code):
+Facts the loader matches (docs/design.md, "MMBench", checked against the public code):
 - VLMEvalKit (`vlmeval/dataset/image_base.py`): an `image` of 64 characters or fewer is the `index`
   of the row whose image it reuses; that row must hold a real image.
-- Circular copies of question i have index i + k * 1_000_000; a group is correct only if every copy is.
+- Circular copies of question i have index i + k * 1,000,000 (the rules: repro/data/circular.py).
 - lmms-lab/MMBench (config `en`, split `dev`): `image` is an HF Image struct {bytes, path},
   `L2-category` is capitalised, `index` is stored as a string in some revisions, and missing
   options/hints were stringified to "nan" (lmms-eval's `create_options_prompt` filters `!= "nan"`).
@@ -24,7 +24,6 @@ from repro.data.images import decode_image_bytes
 from repro.data.records import LETTERS, MMBenchQuestion
 from repro.errors import DataError
 
-CIRCULAR_STRIDE = 1_000_000
 TSV_NAME = "MMBench_DEV_EN.tsv"
 PARQUET_GLOB = "en/dev-*.parquet"
 REQUIRED = ("index", "question", "A", "B", "answer", "category", "image")
@@ -203,22 +202,3 @@ def count_mmbench(path: Path) -> dict[str, int]:
         "rows": len(qs),
         "categories": len({q.category for q in qs}),
     }
-
-
-def single_pass(questions: Iterable[MMBenchQuestion]) -> list[MMBenchQuestion]:
-    """The original of every question (index < 1,000,000): the default, non-circular evaluation."""
-    return [q for q in questions if q.index < CIRCULAR_STRIDE]
-
-
-def circular_correct(preds: dict[int, str], questions: Iterable[MMBenchQuestion]) -> dict[int, bool]:
-    """Per group: True only if the prediction for every copy equals its answer.
-
-    A question without a prediction is a caller bug (a skipped row would silently count), so it raises.
-    """
-    result: dict[int, bool] = {}
-    for q in questions:
-        if q.index not in preds:
-            raise ValueError(f"no prediction for MMBench index {q.index}")
-        ok = preds[q.index] == q.answer
-        result[q.group] = result.get(q.group, True) and ok
-    return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from repro.data.circular import group_of
+
 Modality = Literal["multimodal", "text"]
 LETTERS = ("A", "B", "C", "D")
 
@@ -37,7 +39,7 @@ class Person:
 
 @dataclass(frozen=True)
 class MMBenchQuestion:
-    """One MMBench row. Circular copies share `group` (= index mod 1,000,000)."""
+    """One MMBench row. Circular copies share `group` (repro/data/circular.py)."""
 
     index: int
     question: str
@@ -50,4 +52,4 @@ class MMBenchQuestion:
 
     @property
     def group(self) -> int:
-        return self.index % 1_000_000
+        return group_of(self.index)

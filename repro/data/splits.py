@@ -1,4 +1,4 @@
-"""The PULSE splits (DESIGN.md section 3): fictional pool/unlearn/retain/shards, and the
+"""The PULSE splits (docs/design.md, "The protocol"): fictional pool/unlearn/retain/shards, and the
 behaviour-based celebrity selection, recorded in one JSON manifest.
 
 Everything here is a pure function of (people, config, seed), so a manifest can be rebuilt

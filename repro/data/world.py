@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.config import WorldConfig
-from repro.data.world_mmbench import write_mmbench_world
+from repro.data.world_mmbench import DEV_NAME, TRAIN_NAME, write_mmbench_world
 from repro.data.world_people import write_mllmu_world
 
-MMBENCH_DEV = "MMBench/MMBench_DEV_EN.tsv"
-MMBENCH_TRAIN = "MMBench/MMBench_TRAIN_EN.tsv"
+MMBENCH_DEV = f"MMBench/{DEV_NAME}"
+MMBENCH_TRAIN = f"MMBench/{TRAIN_NAME}"
 
 
 def write_world(out: Path, cfg: WorldConfig, seed: int) -> None:

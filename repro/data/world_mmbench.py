@@ -1,4 +1,4 @@
-"""Mini-MMBench (DESIGN.md section 6): simple visual questions over freshly drawn images.
+"""Mini-MMBench (docs/design.md, "The miniature"): simple visual questions over freshly drawn images.
 
 Writes two VLMEvalKit TSVs in the real MMBench schema, so the real loader reads them:
 `MMBench_DEV_EN.tsv` (held out, with a few circular copies) and `MMBench_TRAIN_EN.tsv` (pre-training).
@@ -15,10 +15,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from repro.data.circular import CIRCULAR_STRIDE
 from repro.data.images import encode_png
+from repro.data.mmbench import TSV_NAME
 from repro.data.records import LETTERS
 
-DEV_NAME = "MMBench_DEV_EN.tsv"
+DEV_NAME = TSV_NAME  # VLMEvalKit's name, which the loader looks for
 TRAIN_NAME = "MMBench_TRAIN_EN.tsv"
 COLUMNS = (
     "index",
@@ -34,7 +36,6 @@ COLUMNS = (
     "split",
     "image",
 )
-STRIDE = 1_000_000
 
 # Plain single words, so a word-level tokenizer sees a small, consistent vocabulary.
 COLOURS = {
@@ -239,7 +240,7 @@ def _circular(rng: random.Random, rows: list[dict], share: float = 0.05) -> list
             copies.append(
                 {
                     **row,
-                    "index": row["index"] + k * STRIDE,
+                    "index": row["index"] + k * CIRCULAR_STRIDE,
                     "options": rot,
                     "answer": LETTERS[rot.index(true)],
                     "image": ref,

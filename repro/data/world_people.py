@@ -1,4 +1,4 @@
-"""The miniature world's people (DESIGN.md section 6), written in the real MLLMU-Bench layout.
+"""The miniature world's people (docs/design.md, "The miniature"), written in the real MLLMU-Bench layout.
 
 `write_mllmu_world` writes `<Config>/train-00000-of-00001.parquet` for every hub config, with the hub's
 column names and types, so `repro.data.mllmu.load_people` reads it through the same code as the real data.

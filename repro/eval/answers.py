@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from repro.registry import Registry
+
 NO_ANSWER = ""
 # can_infer_option's refusals: an explicit "cannot answer" is option Z, never a letter
 _REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
@@ -60,7 +62,6 @@ def vlmevalkit(text: str, options: Mapping[str, str]) -> str:
     return letter if letter in options else NO_ANSWER
 
 
-ANSWER_RULES: dict[str, Callable[[str, Mapping[str, str]], str]] = {
-    "first-letter": first_letter,
-    "vlmevalkit": vlmevalkit,
-}
+ANSWER_RULES: Registry[Callable[[str, Mapping[str, str]], str]] = Registry("answer rule")
+ANSWER_RULES.add("first-letter", first_letter)
+ANSWER_RULES.add("vlmevalkit", vlmevalkit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from repro.data.records import MMBenchQuestion, Person
@@ -41,3 +42,8 @@ def mmbench_items(questions: list[MMBenchQuestion], template: str = "plain") -> 
         items.append(Item(str(q.index), mmbench_prompt(q, template), context, dict(q.options), q.answer, q.image,
                           "multimodal", category=q.category, group=q.group))
     return items
+
+
+def item_digest(item: Item) -> tuple[str, str, str]:
+    """What a prediction of `item` depends on besides the model: its id, prompt and image (by hash)."""
+    return item.uid, item.prompt, hashlib.sha256(item.image).hexdigest()[:16] if item.image is not None else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+from repro.data.circular import groups_correct
 from repro.eval.items import Item
 
 CHANCE = 25.0  # four options
@@ -37,13 +38,6 @@ def person_accuracy(items: Sequence[Item], preds: Mapping[str, str]) -> dict[str
 
 
 def circular_accuracy(items: Sequence[Item], preds: Mapping[str, str]) -> tuple[float, int]:
-    """MMBench circular: a question counts only if every circular copy of it is answered correctly."""
-    ok: dict[int, bool] = {}
-    for it in items:
-        ok[it.group] = ok.get(it.group, True) and preds.get(it.uid, "") == it.answer
+    """MMBench circular (repro/data/circular.py): a question counts only if every copy is answered correctly."""
+    ok = groups_correct(items, lambda it: int(it.uid), lambda it: it.answer, {int(u): p for u, p in preds.items()})
     return _pct(sum(ok.values()), len(ok)), len(ok)
-
-
-def single_pass_items(items: Sequence[Item]) -> list[Item]:
-    """MMBench single pass: only the original of each circular group (index < 1,000,000)."""
-    return [it for it in items if int(it.uid) < 1_000_000]

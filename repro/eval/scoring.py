@@ -21,6 +21,7 @@ from repro.errors import ReproError
 from repro.eval.answers import ANSWER_RULES, first_letter
 from repro.eval.items import Item
 from repro.model.prompts import encode_prompts, encode_training_batch
+from repro.registry import Registry
 
 GENERATE_TOKENS = 50  # MLLMU-Bench eval.py: max_new_tokens=50
 
@@ -128,9 +129,7 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
     other rule reads the generated answer."""
     if mode not in ("fast", "generate"):
         raise ReproError(f"unknown letter scoring mode {mode!r}: use 'fast' or 'generate'")
-    if rule not in ANSWER_RULES:
-        raise ReproError(f"unknown answer rule {rule!r}: use one of {', '.join(ANSWER_RULES)}")
-    parse = ANSWER_RULES[rule]
+    parse = ANSWER_RULES.get(rule)
     if rule != "first-letter":
         mode = "generate"
     tok = processor.tokenizer
@@ -224,9 +223,15 @@ def predict(model, processor, items: Sequence[Item], scoring: str, batch_size: i
     """Predictions per item uid under the profile's scoring (and, for `letter`, answer `rule`)."""
     if not items:
         return {}
+    score = SCORINGS.get(scoring)
     model.eval()
-    if scoring == "letter":
-        return score_letter(model, processor, items, batch_size, max_length, "fast", desc, rule, new_tokens)
-    if scoring == "option-loglik":
-        return score_option_loglik(model, processor, items, batch_size, max_length, desc)
-    raise ReproError(f"unknown scoring {scoring!r}: use 'letter' or 'option-loglik'")
+    return score(model, processor, items, batch_size, max_length, desc, rule, new_tokens)
+
+
+# How a multiple-choice answer is read: MLLMU-Bench's letter parse of the greedy answer, or
+# lm-evaluation-harness's option log-likelihood. (model, processor, items, batch, limit, desc, rule, tokens).
+SCORINGS: Registry[Callable[..., dict[str, str]]] = Registry("scoring")
+SCORINGS.add("letter", lambda model, processor, items, batch_size, limit, desc, rule, new_tokens: score_letter(
+    model, processor, items, batch_size, limit, "fast", desc, rule, new_tokens))
+SCORINGS.add("option-loglik", lambda model, processor, items, batch_size, limit, desc, rule, new_tokens:
+             score_option_loglik(model, processor, items, batch_size, limit, desc))

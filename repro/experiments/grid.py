@@ -1,6 +1,6 @@
 """`pulse-repro all --jobs N`: the protocol's independent cells (experiment x method x target) run as up
-to N worker processes (`pulse-repro run ...`), each on its own GPU when there are GPUs, all sharing the run
-directory's units; then one results.jsonl in the protocol's order, one report and one verdict.
+to N worker processes (`pulse-repro run ...`), each on its own GPU when there are GPUs, all sharing one
+unit store (repro/experiments/store.py); then one results.jsonl in the protocol's order, one report and one verdict.
 
 The first cell (the fine-tuned experiment's first method) runs alone: it builds the base model and
 fine-tunes, and every other cell starts from those units instead of training them again. Each cell keeps
@@ -25,7 +25,7 @@ from repro.config import Profile
 from repro.errors import ReproError
 from repro.experiments.results import read_results
 from repro.experiments.runner import MODALITY_TARGETS, PAPER_TARGET, Runner, conclude, write_outputs
-from repro.experiments.session import atomic_write_text
+from repro.experiments.store import atomic_write_text, default_units_dir
 
 POLL_SECONDS = 0.5
 
@@ -63,16 +63,18 @@ class _Worker:
         self.cell, self.proc, self.log, self.started = cell, proc, log, started
 
 
-def run_grid(profile: Profile, run_dir: Path, jobs: int, cell_args: list[str], verify: bool = True) -> int:
+def run_grid(profile: Profile, run_dir: Path, jobs: int, cell_args: list[str], verify: bool = True,
+             units: Path | None = None) -> int:
     """Run `all` as cells over `jobs` processes; `cell_args` are the --profile/--set arguments the
-    cells get (the same resolved profile as this process)."""
+    cells get (the same resolved profile as this process); every cell uses the store `units`."""
     if jobs < 1:
         raise ReproError(f"--jobs must be at least 1, got {jobs}")
     if distributed.current() is not None:
         raise ReproError("--jobs starts its own processes: run it without accelerate launch (or use the "
                          "launcher with --jobs 1)")
-    runner = Runner(profile, run_dir)  # claims the run directory for this profile
-    (run_dir / "units").mkdir(parents=True, exist_ok=True)
+    runner = Runner(profile, run_dir, units)  # claims the run directory for this profile
+    # every cell reads and writes one store, named to the cells as an absolute path
+    cell_args = [*cell_args, "--units", str((units or default_units_dir()).resolve())]
     cells = protocol_cells(profile)
     t0 = time.perf_counter()
     seconds = _run_cells([cells[:1], cells[1:]], run_dir, jobs, cell_args)
@@ -87,9 +89,6 @@ def run_grid(profile: Profile, run_dir: Path, jobs: int, cell_args: list[str], v
 def _cell_dir(run_dir: Path, cell: Cell) -> Path:
     path = run_dir / "cells" / cell.name
     path.mkdir(parents=True, exist_ok=True)
-    units = path / "units"
-    if not units.exists():  # every cell reads and writes the run's one set of units
-        units.symlink_to(Path("..") / ".." / "units", target_is_directory=True)
     return path
 
 

@@ -22,6 +22,7 @@ from repro.config import Profile
 from repro.errors import ReproError
 from repro.eval.items import Item, person_items
 from repro.eval.scoring import prompt_limit
+from repro.experiments.store import default_units_dir
 from repro.model.prompts import IMAGE_TOKEN
 from repro.train.examples import knowledge_examples
 
@@ -81,7 +82,7 @@ def _example_texts(people, cfg) -> list[Encoded]:
             for p in people for ex in knowledge_examples([p], cfg)]
 
 
-def _model_shape(profile: Profile, session) -> tuple[object, int, int, int]:
+def _model_shape(profile: Profile, data) -> tuple[object, int, int, int]:
     """(tokenizer, image tokens per image, context, parameter count) without loading any weights."""
     from transformers import AutoConfig, LlavaConfig, LlavaForConditionalGeneration
 
@@ -89,7 +90,9 @@ def _model_shape(profile: Profile, session) -> tuple[object, int, int, int]:
 
     m = profile.model
     if m.source == "tiny":
-        processor = session.processor_to_build()
+        from repro.experiments.base_model import processor_to_build
+
+        processor = processor_to_build(profile, data)
         image_tokens = (m.image_size // m.patch_size) ** 2
         context = built_context(m)
         params = None
@@ -151,7 +154,7 @@ def _gpu(pf: Preflight, profile: Profile, params: int | None = None) -> None:
         return
     free, total = torch.cuda.mem_get_info()
     line = f"{'gpu':<10}{torch.cuda.get_device_name(0)}: {free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
-    driver = _driver_version()
+    driver = driver_version()
     need = DRIVER_FOR_CUDA.get(".".join((torch.version.cuda or "").split(".")[:2]))
     if driver is not None:
         line += f"; driver {driver}" + (f" (torch's CUDA {torch.version.cuda} needs >= {need})" if need else "")
@@ -172,7 +175,7 @@ def _gpu(pf: Preflight, profile: Profile, params: int | None = None) -> None:
     pf.lines.append(line)
 
 
-def _driver_version() -> str | None:
+def driver_version() -> str | None:
     if shutil.which("nvidia-smi") is None:
         return None
     done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
@@ -180,16 +183,16 @@ def _driver_version() -> str | None:
     return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else None
 
 
-def _disk_and_cache(pf: Preflight, profile: Profile, run_dir: Path, params: int | None) -> None:
-    # the directory may not exist yet: the pre-flight writes nothing, so ask the nearest one that does
-    free = shutil.disk_usage(next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())).free
-    line = f"{'disk':<10}{free / 1e9:.1f} GB free in {run_dir}"
+def _disk_and_cache(pf: Preflight, profile: Profile, units: Path, params: int | None) -> None:
+    # the store may not exist yet: the pre-flight writes nothing, so ask the nearest directory that does
+    free = shutil.disk_usage(next(p for p in (units, *units.absolute().parents) if p.exists())).free
+    line = f"{'disk':<10}{free / 1e9:.1f} GB free in the unit store {units}"
     if params is not None:
         need = params * 2 * 1.1  # the fine-tuned model in bf16, and its temporary file's headroom
         line += f"; the fine-tuned model needs about {need / 1e9:.1f} GB"
         if free < need:
-            pf.problems.append(f"{run_dir}: {free / 1e9:.1f} GB free, the fine-tuned model needs about "
-                               f"{need / 1e9:.1f} GB: free some space or use another --out")
+            pf.problems.append(f"{units}: {free / 1e9:.1f} GB free, the fine-tuned model needs about "
+                               f"{need / 1e9:.1f} GB: free some space or use another --units")
     pf.lines.append(line)
     if profile.model.source != "tiny" and not Path(profile.model.source).is_dir():
         from huggingface_hub import try_to_load_from_cache
@@ -200,14 +203,15 @@ def _disk_and_cache(pf: Preflight, profile: Profile, run_dir: Path, params: int 
                         + ("in the Hugging Face cache" if cached else "not cached: the first stage downloads them"))
 
 
-def preflight(profile: Profile, run_dir: Path) -> Preflight:
-    """Every check, on the data and processor alone."""
-    from repro.experiments.session import Session
+def preflight(profile: Profile, units: Path | None = None) -> Preflight:
+    """Every check, on the data and processor alone; the disk where the units go (`units`, default the
+    shared store)."""
+    from repro.experiments.data import RunData
 
     pf = Preflight([f"pulse-repro preflight: profile {profile.name}"])
-    session = Session(profile, run_dir)
+    data = RunData(profile)
     s, e = profile.splits, profile.eval
-    fictional, celebrities, mmbench = session.fictional, session.celebrities, session.mmbench_items()
+    fictional, celebrities, mmbench = data.fictional, data.celebrities, data.mmbench_items()
     pf.lines.append(f"{'data':<10}{len(fictional)} fictional people (pool {s.fictional_pool}; Table A "
                     f"{TABLE_A['fictional']}), {len(celebrities)} celebrities (Table A: "
                     f"{TABLE_A['celebrities scored']} scored, {TABLE_A['celebrities kept']} kept; here "
@@ -218,8 +222,8 @@ def preflight(profile: Profile, run_dir: Path) -> Preflight:
     if len(celebrities) < s.celebrity_keep:
         pf.problems.append(f"only {len(celebrities)} celebrities, splits.celebrity_keep is {s.celebrity_keep}: "
                            "check data.mllmu, or lower splits.celebrity_keep")
-    tokenizer, image_tokens, context, params = _model_shape(profile, session)
-    pool = session.people(session.fictional_splits["pool"])
+    tokenizer, image_tokens, context, params = _model_shape(profile, data)
+    pool = data.split("pool")
     eval_limit = prompt_limit(context, e)
     why_eval = f"the evaluation limit (context {context}" + (
         f" less eval.generate_tokens {e.generate_tokens})" if e.scoring == "letter" else ")")
@@ -232,13 +236,13 @@ def preflight(profile: Profile, run_dir: Path) -> Preflight:
                                        "model.max_length"),
     }, image_tokens)
     _gpu(pf, profile, params)
-    _disk_and_cache(pf, profile, run_dir, params)
+    _disk_and_cache(pf, profile, units or default_units_dir(), params)
     return pf
 
 
-def require_preflight(profile: Profile, run_dir: Path) -> None:
+def require_preflight(profile: Profile, units: Path | None = None) -> None:
     """The first thing `all` and `run` do: the report's problems, if any, as one error before any work."""
-    pf = preflight(profile, run_dir)
+    pf = preflight(profile, units)
     if pf.problems:
         raise ReproError("preflight found what would stop the run:\n" + "\n".join(f"- {p}" for p in pf.problems)
                          + "\n(`pulse-repro preflight` prints the whole report)")

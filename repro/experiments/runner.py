@@ -1,4 +1,4 @@
-"""The four PULSE experiments (DESIGN.md section 3) over one shared session, and `all`."""
+"""The four PULSE experiments (docs/design.md, "The protocol") over one shared session, and `all`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import time
 from pathlib import Path
 
 from repro import distributed
-from repro.config import Profile, check_choices
+from repro.choices import check_choices
+from repro.config import Profile
 from repro.data.records import Person
 from repro.data.splits import build_manifest, select_celebrities, write_manifest
 from repro.environment import environment
 from repro.errors import ReproError
+from repro.eval.benchmarks import BENCHMARKS
 from repro.eval.items import person_items
-from repro.eval.metrics import circular_accuracy, modality_accuracy, person_accuracy
+from repro.eval.metrics import modality_accuracy, person_accuracy
 from repro.experiments.results import ResultsFile
-from repro.experiments.session import Session, atomic_write_text
+from repro.experiments.session import Session
+from repro.experiments.store import atomic_write_text
 from repro.experiments.unlearn import unlearn_request
 from repro.train.loop import Diverged
 
@@ -24,10 +27,10 @@ MODALITY_TARGETS = ("proj+llm", "llm")  # paper Table B
 
 
 class Runner:
-    def __init__(self, profile: Profile, run_dir: Path):
+    def __init__(self, profile: Profile, run_dir: Path, units: Path | None = None):
         self.profile, self.run_dir = profile, run_dir
         self._claim_run_dir()
-        self.session = Session(profile, run_dir)
+        self.session = Session(profile, run_dir, units=units)
         self.results = ResultsFile(run_dir / "results.jsonl") if distributed.is_main() else None
         self.celebrity_selection: dict | None = None
 
@@ -63,11 +66,12 @@ class Runner:
             keys = {p.key for p in people}
             for modality, (acc, n) in modality_accuracy([it for it in items if it.person in keys], preds).items():
                 out.append({"split": split, "modality": modality, "accuracy": round(acc, 4), "n": n})
-        items = self.session.mmbench_items()
-        preds = self.session.evaluate(model_key, items, "eval mmbench", self.profile.eval.mmbench_answer)
-        acc, n = (circular_accuracy(items, preds) if self.profile.eval.mmbench_circular
-                  else modality_accuracy(items, preds)["all"])
-        out.append({"split": "mmbench", "modality": "all", "accuracy": round(acc, 4), "n": n})
+        e = self.profile.eval
+        for name in e.benchmarks:
+            bench = BENCHMARKS.get(name)
+            items = bench.items(self.session.data)
+            acc, n = bench.accuracy(items, self.session.evaluate(model_key, items, f"eval {name}", bench.rule(e)), e)
+            out.append({"split": name, "modality": "all", "accuracy": round(acc, 4), "n": n})
         return out
 
     def record(self, experiment: str, method: str, target: str, step: int, model_key: str,
@@ -93,8 +97,8 @@ class Runner:
     def write_manifest(self) -> None:
         if not distributed.is_main():
             return
-        s = self.session
-        manifest = build_manifest(self.profile, s.fictional, None, s.source_hash)
+        d = self.session.data
+        manifest = build_manifest(self.profile, d.fictional, None, d.source_hash)
         manifest["celebrities"] = self.celebrity_selection
         write_manifest(manifest, self.run_dir / "manifest.json")
 
@@ -115,14 +119,14 @@ class Runner:
 
     def finetuned(self, methods, targets) -> None:
         s = self.session
-        self._one_step("finetuned", s.finetuned(), s.people(s.fictional_splits["unlearn"]),
-                       s.people(s.fictional_splits["retain"]), methods, targets or (PAPER_TARGET,))
+        self._one_step("finetuned", s.finetuned(), s.data.split("unlearn"), s.data.split("retain"), methods,
+                       targets or (PAPER_TARGET,))
 
     def select_celebrities(self) -> dict:
         """Behaviour-based selection: score the base model on every celebrity, keep those it knows."""
         if self.celebrity_selection is None:
             s = self.session
-            items = person_items(s.celebrities)
+            items = person_items(s.data.celebrities)
             scores = person_accuracy(items, s.evaluate(s.base_key, items, "eval celebrities"))
             self.celebrity_selection = select_celebrities(scores, self.profile.splits, self.profile.seed)
             self.write_manifest()
@@ -131,15 +135,15 @@ class Runner:
     def pretrained(self, methods, targets) -> None:
         s = self.session
         selection = self.select_celebrities()
-        self._one_step("pretrained", s.base_key, s.people(selection["unlearn"]), s.people(selection["retain"]),
+        self._one_step("pretrained", s.base_key, s.data.people(selection["unlearn"]),
+                       s.data.people(selection["retain"]),
                        methods, targets or (PAPER_TARGET,))
 
     def sustainability(self, methods, targets) -> None:
         s = self.session
         start = s.finetuned()
-        shards = [s.people(keys) for keys in s.fictional_splits["shards"]]
-        splits = {"unlearn": s.people(s.fictional_splits["unlearn"]),
-                  "retain": s.people(s.fictional_splits["retain"])}
+        shards = [s.data.people(keys) for keys in s.data.fictional_splits["shards"]]
+        splits = {"unlearn": s.data.split("unlearn"), "retain": s.data.split("retain")}
         splits.update({f"shard_{i}": shard for i, shard in enumerate(shards, 1)})
         for method in methods:
             for target in targets or (PAPER_TARGET,):
@@ -155,8 +159,8 @@ class Runner:
 
     def modality(self, methods, targets) -> None:
         s = self.session
-        self._one_step("modality", s.finetuned(), s.people(s.fictional_splits["unlearn"]),
-                       s.people(s.fictional_splits["retain"]), methods or ("ga",), targets or MODALITY_TARGETS)
+        self._one_step("modality", s.finetuned(), s.data.split("unlearn"), s.data.split("retain"),
+                       methods or ("ga",), targets or MODALITY_TARGETS)
 
 
 def _timed(runner: Runner, name: str, methods, targets, stages: dict) -> None:
@@ -167,26 +171,27 @@ def _timed(runner: Runner, name: str, methods, targets, stages: dict) -> None:
         print(f"pulse-repro: {name} done in {stages[name]:.0f} s")
 
 
-def run_experiment(profile: Profile, run_dir: Path, experiment: str, methods=None, targets=None) -> int:
+def run_experiment(profile: Profile, run_dir: Path, experiment: str, methods=None, targets=None,
+                   units: Path | None = None) -> int:
     check_choices(profile, methods or (), targets or ())
-    runner = Runner(profile, run_dir)
+    runner = Runner(profile, run_dir, units)
     runner.write_manifest()
     default_methods = ("ga",) if experiment == "modality" else profile.unlearn.methods
     _timed(runner, experiment, tuple(methods or default_methods), tuple(targets or ()), {})
     return 0
 
 
-def run_all(profile: Profile, run_dir: Path, verify: bool = True) -> int:
+def run_all(profile: Profile, run_dir: Path, verify: bool = True, units: Path | None = None) -> int:
     """Every experiment, the report, then (with `verify`) the verdict against the profile's golden file."""
-    stages = run_protocol(profile, run_dir)
+    stages = run_protocol(profile, run_dir, units)
     if not distributed.is_main():
         return 0  # rank 0 gives the verdict
     return conclude(run_dir, stages, verify=verify)
 
 
-def run_protocol(profile: Profile, run_dir: Path) -> dict[str, float]:
+def run_protocol(profile: Profile, run_dir: Path, units: Path | None = None) -> dict[str, float]:
     """Every experiment, then the report; returns the wall time of each stage."""
-    runner = Runner(profile, run_dir)
+    runner = Runner(profile, run_dir, units)
     runner.write_manifest()
     stages: dict[str, float] = {}
     t0 = time.perf_counter()

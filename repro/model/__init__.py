@@ -1,4 +1,4 @@
-"""Model + processor factory, prompts, and LoRA targets (DESIGN.md sections 2, 4, 5)."""
+"""Building and loading LLaVA, prompts, and LoRA targets (docs/design.md, "Profiles" and "Fidelity decisions")."""
 
 from repro.model.factory import (
     build_tiny_model,
@@ -11,7 +11,6 @@ from repro.model.factory import (
 from repro.model.lora import (
     LANGUAGE_MODEL_REGEX,
     attach_lora,
-    load_lora,
     lora_config,
     merge,
     trainable_parameter_names,
@@ -34,7 +33,6 @@ __all__ = [
     "encode_prompts",
     "encode_training_batch",
     "image_token_count",
-    "load_lora",
     "load_model",
     "lora_config",
     "mcq_prompt",

@@ -1,6 +1,6 @@
 """Model + processor factory: the tiny LLaVA built from config, or a LLaVA-1.5 checkpoint loaded from
 the hub or a local mirror. Both give a `LlavaForConditionalGeneration` and a `LlavaProcessor`, so every
-later stage runs the same code (DESIGN.md section 2)."""
+later stage runs the same code (docs/design.md, "Profiles")."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from repro.config import ModelConfig
 from repro.errors import ReproError
-
-IMAGE_TOKEN = "<image>"
+from repro.model.prompts import IMAGE_TOKEN
 
 
 def _image_processor(image_size: int) -> CLIPImageProcessorPil:

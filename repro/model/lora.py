@@ -1,4 +1,4 @@
-"""LoRA targets (DESIGN.md section 4): the language model's linear layers, chosen by a regex.
+"""LoRA targets (docs/design.md, "LoRA and update targets"): the language model's linear layers, chosen by a regex.
 
 A bare suffix list such as ["q_proj", "v_proj"] also matches CLIP's attention in the vision tower
 (MLLMU-Bench's code has that bug); the regex below names `language_model` so it cannot. The vision
@@ -7,30 +7,32 @@ tower is never trainable; `proj+llm` also trains the multi-modal projector.
 
 from __future__ import annotations
 
-import os
-
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from repro.config import FinetuneConfig
 from repro.errors import ReproError
+from repro.registry import Registry
 
 LANGUAGE_MODEL_REGEX = FinetuneConfig.target_regex  # the profile default, one source of truth
-TARGETS = ("llm", "proj+llm")
 PROJECTOR = "multi_modal_projector"
 VISION = "vision_tower"
+
+# Update targets (paper Table B): what trains besides the language model's LoRA, as peft's modules_to_save.
+TARGETS: Registry[list[str] | None] = Registry("update target")
+TARGETS.add("llm", None)  # LoRA on the language model only
+TARGETS.add("proj+llm", [PROJECTOR])  # plus a fully trained copy of the projector (the paper's setting)
 
 
 def lora_config(cfg: FinetuneConfig, target: str) -> LoraConfig:
     """`llm`: LoRA on the language model only; `proj+llm`: plus a fully trained projector copy."""
-    if target not in TARGETS:
-        raise ReproError(f"update target {target!r}: expected one of {', '.join(TARGETS)}")
+    modules_to_save = TARGETS.get(target)
     return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         # A string is matched with re.fullmatch against every module name (a list would be suffixes).
         target_modules=cfg.target_regex,
-        modules_to_save=[PROJECTOR] if target == "proj+llm" else None,
+        modules_to_save=modules_to_save,
         bias="none",
     )
 
@@ -50,13 +52,6 @@ def attach_lora(model, cfg: FinetuneConfig, target: str, checkpointing: bool = F
     elif model.is_activation_checkpointing:
         model.activation_checkpointing_disable()
     peft_model = get_peft_model(model, lora_config(cfg, target))
-    _check_frozen_vision(peft_model)
-    return peft_model
-
-
-def load_lora(model, adapter_dir: str | os.PathLike, trainable: bool = False) -> PeftModel:
-    """A saved adapter (peft `save_pretrained`) back onto its base model."""
-    peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
     _check_frozen_vision(peft_model)
     return peft_model
 

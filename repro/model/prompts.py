@@ -1,4 +1,5 @@
-"""Every prompt the kit shows a model, and the tensors made from them, in one place (DESIGN.md section 4)."""
+"""Every prompt the kit shows a model, and the tensors made from them, in one place (docs/design.md,
+"Prompts and scoring")."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 from repro.data.records import LETTERS, MCQ, MMBenchQuestion
 from repro.errors import ReproError
+from repro.registry import Registry
 
 IMAGE_TOKEN = "<image>"
 EOS = "</s>"
@@ -38,10 +40,9 @@ def mcq_prompt(q: MCQ) -> str:
 # "USER: {message} ASSISTANT:" with " " as the separator.
 VICUNA_V1_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
                     "The assistant gives helpful, detailed, and polite answers to the user's questions.")
-MMBENCH_TEMPLATES = {
-    "plain": "USER: {body}\nASSISTANT:",  # the body alone, in MLLMU-Bench's turn format
-    "llava-v1": VICUNA_V1_SYSTEM + " USER: {body} ASSISTANT:",  # LLaVA-1.5's model_vqa_mmbench.py
-}
+MMBENCH_TEMPLATES: Registry[str] = Registry("MMBench template")
+MMBENCH_TEMPLATES.add("plain", "USER: {body}\nASSISTANT:")  # the body alone, in MLLMU-Bench's turn format
+MMBENCH_TEMPLATES.add("llava-v1", VICUNA_V1_SYSTEM + " USER: {body} ASSISTANT:")  # LLaVA-1.5's model_vqa_mmbench.py
 
 
 def mmbench_prompt(q: MMBenchQuestion, template: str = "plain") -> str:
@@ -51,10 +52,7 @@ def mmbench_prompt(q: MMBenchQuestion, template: str = "plain") -> str:
     hint = f"{q.hint}\n" if q.hint and q.hint.strip() else ""
     options = "".join(f"\n{k}. {q.options[k]}" for k in LETTERS if q.options.get(k, "").strip())
     body = f"{IMAGE_TOKEN}\n{hint}{q.question}{options}\n{MMBENCH_INSTRUCTION}"
-    try:
-        return MMBENCH_TEMPLATES[template].format(body=body)
-    except KeyError:
-        raise ReproError(f"MMBench template {template!r}: expected one of {', '.join(MMBENCH_TEMPLATES)}") from None
+    return MMBENCH_TEMPLATES.get(template).format(body=body)
 
 
 def training_text(question: str, answer: str, with_image: bool) -> tuple[str, str]:
@@ -110,7 +108,7 @@ def encode_training_batch(
     """(prompt, answer_text, image|None) items -> input_ids, attention_mask, labels[, pixel_values].
 
     Right padding. Labels are -100 on the prompt and the padding: the loss is on the answer tokens
-    (and </s>) only. MLLMU-Bench puts loss on the prompt too; we follow DESIGN.md section 4.
+    (and </s>) only. MLLMU-Bench puts loss on the prompt too; the kit does not (docs/design.md, "Prompts and scoring").
     """
     if not items:
         raise ReproError("encode_training_batch: empty batch")

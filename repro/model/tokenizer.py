@@ -1,7 +1,7 @@
 """A word-level tokenizer built offline from the texts the tiny model will see.
 
 The paper profiles use LLaVA's own (SentencePiece) tokenizer; the `tiny` profile cannot download one,
-and a word-level vocabulary keeps a from-scratch model small (DESIGN.md section 6).
+and a word-level vocabulary keeps a from-scratch model small (docs/design.md, "The miniature").
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-UNK, PAD, BOS, EOS, IMAGE = "<unk>", "<pad>", "<s>", "</s>", "<image>"
+from repro.model.prompts import IMAGE_TOKEN
+
+UNK, PAD, BOS, EOS, IMAGE = "<unk>", "<pad>", "<s>", "</s>", IMAGE_TOKEN
 SPECIALS = (UNK, PAD, BOS, EOS)  # ids 0..3, fixed so every vocabulary agrees on them
 # Always in the vocabulary, whatever the texts: the prompt skeleton and the answer letters.
 BASE_WORDS = ("USER", "ASSISTANT", "A", "B", "C", "D", ":", ".", "?", ",", "!", "'", "(", ")", "-")

@@ -1,4 +1,4 @@
-"""Golden files: what "reproduced" means, in data (DESIGN.md section 7).
+"""Golden files: what "reproduced" means, in data (docs/design.md, "Golden files and verification").
 
 A golden file is TOML with three parts:
 
@@ -14,7 +14,7 @@ A golden file is TOML with three parts:
 
     [[claim]]             # a comparison over the results file, made for each value of `over`
     name = "..."; source = "..."; statement = "..."   # statement: the claim in words (optional)
-    kind = "ratio_at_least"                            # see KINDS
+    kind = "ratio_at_least"                            # repro/report/claims.py: the kinds
     over = "method"                                    # optional, default "method"
     values = ["ga", "ga_klr", "npo"]                   # optional, default: every value found in the records
     before = {experiment = "finetuned", target = "proj+llm", step = 0, split = "mmbench", modality = "all"}
@@ -23,7 +23,6 @@ A golden file is TOML with three parts:
 
 A selector names every record identity field (experiment, method, target, step, split, modality) except
 the `over` field, which each value fills in (a `non_increasing` series also leaves out `step`).
-Ratios are after/before (retained fraction); forgotten = 1 - ratio. Accuracies are in percent.
 A record a check needs and the results lack is a FAIL with measured "missing", never a crash.
 """
 
@@ -32,37 +31,23 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import repro
 from repro.errors import ReproError
 from repro.experiments.results import IDENTITY
-from repro.report.views import lookup
+from repro.report.claims import CLAIM_KINDS, ClaimKind, value_of
+from repro.report.toml_fields import check_keys as _check_keys
+from repro.report.toml_fields import entry_error as _err
+from repro.report.toml_fields import get as _get
+from repro.report.wording import label as _label
+from repro.report.wording import num as _num
 
 # The source tree's golden/ (an installed image sets PULSE_GOLDEN to where it copied them).
 GOLDEN_DIR = Path(os.environ.get("PULSE_GOLDEN", Path(repro.__file__).resolve().parents[1] / "golden"))
 
-# kind -> (selector keys, {parameter: default or REQUIRED})
-REQUIRED = object()
-KINDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    # after/before >= threshold
-    "ratio_at_least": (("before", "after"), {"threshold": REQUIRED}),
-    # after/before <= threshold
-    "ratio_at_most": (("before", "after"), {"threshold": REQUIRED}),
-    # before - after >= points (accuracy points)
-    "drop_at_least": (("before", "after"), {"points": REQUIRED}),
-    # measure(a_after/a_before) < measure(b_after/b_before) - margin; measure "retained" (the ratio)
-    # or "forgotten" (1 - the ratio)
-    "ratio_less": (("a_before", "a_after", "b_before", "b_after"), {"margin": 0.0, "measure": "retained"}),
-    # a < b - margin (accuracy points)
-    "less_than": (("a", "b"), {"margin": 0.0}),
-    # series at step k <= series at step k-1 + slack, for consecutive steps
-    "non_increasing": (("series",), {"steps": REQUIRED, "slack": 0.0}),
-}
 NUMBER_FIELDS = ("accuracy", "n")
 COMMON_CLAIM_KEYS = ("name", "kind", "source", "statement", "over", "values", "profiles")
 NUMBER_KEYS = ("name", "source", "value", "tolerance", "min", "max", "field", "profiles") + IDENTITY
@@ -121,28 +106,13 @@ class ClaimSpec:
     profiles: tuple[str, ...] | None = None
 
     @property
+    def claim_kind(self) -> ClaimKind:
+        return CLAIM_KINDS.get(self.kind)
+
+    @property
     def expected(self) -> str:
-        s, p = self.selectors, self.params
         each = f"each {self.over} in {', '.join(map(str, self.values))}" if self.values else f"every {self.over}"
-        if self.kind in ("ratio_at_least", "ratio_at_most"):
-            op = ">=" if self.kind == "ratio_at_least" else "<="
-            text = f"{_common(s['after'], s['before'])}: {_ratio_label(s['after'], s['before'])} {op} {_num(p['threshold'])}"
-        elif self.kind == "drop_at_least":
-            text = (f"{_common(s['before'], s['after'])}: {_diff(s['before'], s['after'])} - "
-                    f"{_diff(s['after'], s['before'])} >= {_num(p['points'])} points")
-        elif self.kind == "ratio_less":
-            a, b = s["a_after"], s["b_after"]
-            ratio = _ratio_label(a, s["a_before"])
-            measure = f"1 - {ratio}" if p["measure"] == "forgotten" else ratio
-            text = f"{_common(a, b)}: {p['measure']} ({measure}) at {_diff(a, b)} < at {_diff(b, a)}"
-            text += f" - {_num(p['margin'])}" if p["margin"] else ""
-        elif self.kind == "less_than":
-            text = f"{_common(s['a'], s['b'])}: {_diff(s['a'], s['b'])} < {_diff(s['b'], s['a'])}"
-            text += f" - {_num(p['margin'])} points" if p["margin"] else ""
-        else:
-            text = (f"{_label(s['series'])}: non-increasing over steps {', '.join(map(str, p['steps']))}"
-                    f" (slack {_num(p['slack'])} points)")
-        return f"{text}; {each}"
+        return f"{self.claim_kind.describe(self.selectors, self.params)}; {each}"
 
     def requests(self) -> list[dict[str, Any]]:
         """Every selector with the over field left open: what the claim reads from the results."""
@@ -172,70 +142,7 @@ class Golden:
         return profiles is None or profile in profiles
 
 
-# ---- formatting ------------------------------------------------------------------------------
-
-
-def _num(x: float | None) -> str:
-    if x is None:
-        return "missing"
-    if isinstance(x, float) and math.isnan(x):
-        return "nan"
-    if isinstance(x, int):
-        return str(x)
-    return f"{x:.1f}" if abs(x - round(x, 1)) < 1e-9 else f"{x:.2f}"
-
-
-def _ratio(x: float) -> str:
-    return f"{x:.3f}"
-
-
-def _label(sel: dict[str, Any]) -> str:
-    return " ".join(f"{k}={sel[k]}" for k in IDENTITY if k in sel)
-
-
-def _common(first: dict[str, Any], second: dict[str, Any]) -> str:
-    return _label({k: v for k, v in first.items() if second.get(k) == v})
-
-
-def _diff(first: dict[str, Any], second: dict[str, Any]) -> str:
-    """The fields of `first` that differ from `second`, e.g. 'step=1'."""
-    return _label({k: v for k, v in first.items() if second.get(k) != v}) or "(same)"
-
-
-def _ratio_label(after: dict[str, Any], before: dict[str, Any]) -> str:
-    return f"{_diff(after, before)}/{_diff(before, after)}"
-
-
 # ---- loading ---------------------------------------------------------------------------------
-
-
-def _err(path: Path, where: str, message: str) -> ReproError:
-    return ReproError(f"{path}: {where}: {message}")
-
-
-def _get(entry: dict, key: str, types: type | tuple[type, ...], path: Path, where: str, default: Any = REQUIRED):
-    if key not in entry:
-        if default is REQUIRED:
-            raise _err(path, where, f"missing key {key!r}")
-        return default
-    value = entry[key]
-    numeric = types is float
-    if (numeric and isinstance(value, bool)) or not isinstance(value, (int, float) if numeric else types):
-        name = "number" if numeric else getattr(types, "__name__", str(types))
-        raise _err(path, where, f"key {key!r} must be a {name}, got {value!r}")
-    if numeric:
-        value = float(value)
-        if math.isnan(value) or math.isinf(value):
-            raise _err(path, where, f"key {key!r} must be finite, got {value!r}")
-    if isinstance(value, str) and key in ("name", "source", "kind") and not value.strip():
-        raise _err(path, where, f"key {key!r} must not be empty")
-    return value
-
-
-def _check_keys(entry: dict, allowed: Iterable[str], path: Path, where: str) -> None:
-    unknown = sorted(set(entry) - set(allowed))
-    if unknown:
-        raise _err(path, where, f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
 def _profiles(entry: dict, path: Path, where: str) -> tuple[str, ...] | None:
@@ -294,10 +201,11 @@ def _claim(entry: Any, path: Path, index: int) -> ClaimSpec:
     name = _get(entry, "name", str, path, where)
     where = f"[[claim]] {name!r}"
     kind = _get(entry, "kind", str, path, where)
-    if kind not in KINDS:
-        raise _err(path, where, f"key 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-    sel_keys, param_defaults = KINDS[kind]
-    _check_keys(entry, COMMON_CLAIM_KEYS + sel_keys + tuple(param_defaults), path, where)
+    if kind not in CLAIM_KINDS:
+        raise _err(path, where, f"key 'kind' must be one of {', '.join(CLAIM_KINDS.names())}, got {kind!r}")
+    claim_kind = CLAIM_KINDS.get(kind)
+    _check_keys(entry, COMMON_CLAIM_KEYS + claim_kind.selectors + tuple(p.name for p in claim_kind.params),
+                path, where)
     source = _get(entry, "source", str, path, where)
     statement = _get(entry, "statement", str, path, where, "")
     over = _get(entry, "over", str, path, where, "method")
@@ -311,9 +219,9 @@ def _claim(entry: Any, path: Path, index: int) -> ClaimSpec:
             raise _err(path, where, f"key 'values' must be a non-empty list, got {raw!r}")
         values = tuple(_selector_value(over, v, path, where + " key 'values'") for v in raw)
     selectors = {}
-    for key in sel_keys:
+    for key in claim_kind.selectors:
         sel = _get(entry, key, dict, path, where)
-        needed = [k for k in IDENTITY if k != over and not (kind == "non_increasing" and k == "step")]
+        needed = [k for k in IDENTITY if k != over and not (claim_kind.step_from_params and k == "step")]
         for k in sel:
             if k not in needed:
                 why = f"is filled by 'over' ({over})" if k == over else (
@@ -324,21 +232,7 @@ def _claim(entry: Any, path: Path, index: int) -> ClaimSpec:
                 raise _err(path, where, f"key {key!r}: missing field {k!r}")
             _selector_value(k, sel[k], path, f"{where} key {key!r}")
         selectors[key] = dict(sel)
-    params = {}
-    for key, default in param_defaults.items():
-        if key == "steps":
-            steps = _get(entry, "steps", list, path, where)
-            if len(steps) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
-                raise _err(path, where, f"key 'steps' must list at least two integers, got {steps!r}")
-            params[key] = tuple(steps)
-        elif key == "measure":
-            params[key] = _get(entry, key, str, path, where, default)
-            if params[key] not in ("retained", "forgotten"):
-                raise _err(path, where, f"key 'measure' must be 'retained' or 'forgotten', got {params[key]!r}")
-        else:
-            params[key] = _get(entry, key, float, path, where, default)
-            if key in ("margin", "slack", "points") and params[key] < 0:
-                raise _err(path, where, f"key {key!r} must be >= 0, got {params[key]}")
+    params = {p.name: p.parse(entry, path, where) for p in claim_kind.params}
     return ClaimSpec(name, kind, source, selectors, params, statement, over, values,
                      _profiles(entry, path, where))
 
@@ -403,18 +297,8 @@ def find_golden(profile: str, directory: Path | None = None) -> Path:
 # ---- checking --------------------------------------------------------------------------------
 
 
-def _value(records: list[dict], select: dict[str, Any], fld: str = "accuracy") -> float | None:
-    if fld == "accuracy":
-        value = lookup(records, **select)
-    else:
-        value = next((r.get(fld) for r in records if all(r.get(k) == v for k, v in select.items())), None)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value
-
-
 def check_number(records: list[dict], spec: NumberSpec) -> Verdict:
-    value = _value(records, spec.select, spec.field)
+    value = value_of(records, spec.select, spec.field)
     passed = value is not None and not math.isnan(value) and spec.low - 1e-9 <= value <= spec.high + 1e-9
     return Verdict(spec.name, spec.expected, _num(value), passed, spec.source)
 
@@ -432,49 +316,9 @@ def _values_found(records: list[dict], spec: ClaimSpec) -> list[Any]:
     return sorted(found, key=str)
 
 
-def _ratio_of(records: list[dict], before: dict, after: dict) -> tuple[float | None, str]:
-    b, a = _value(records, before), _value(records, after)
-    if b is None or a is None:
-        return None, "missing"
-    if b == 0 or math.isnan(a) or math.isnan(b):
-        return None, f"undefined ({_num(a)}/{_num(b)})"
-    return round(a / b, 6), _ratio(a / b)
-
-
 def _one(records: list[dict], spec: ClaimSpec, fill: dict[str, Any]) -> tuple[bool, str]:
-    """Evaluate the claim for one value of `over`: (passed, measured text)."""
-    sel = {k: {**v, **fill} for k, v in spec.selectors.items()}
-    p = spec.params
-    if spec.kind in ("ratio_at_least", "ratio_at_most"):
-        ratio, text = _ratio_of(records, sel["before"], sel["after"])
-        if ratio is None:
-            return False, text
-        ok = ratio >= p["threshold"] if spec.kind == "ratio_at_least" else ratio <= p["threshold"]
-        return ok, text
-    if spec.kind == "drop_at_least":
-        b, a = _value(records, sel["before"]), _value(records, sel["after"])
-        if b is None or a is None:
-            return False, "missing"
-        drop = round(b - a, 6)
-        return drop >= p["points"], f"{_num(b)} -> {_num(a)} (drop {_num(drop)})"
-    if spec.kind == "ratio_less":
-        ra, ta = _ratio_of(records, sel["a_before"], sel["a_after"])
-        rb, tb = _ratio_of(records, sel["b_before"], sel["b_after"])
-        if ra is None or rb is None:
-            return False, f"{ta} vs {tb}"
-        if p["measure"] == "forgotten":
-            ra, rb = round(1 - ra, 6), round(1 - rb, 6)
-        return ra < rb - p["margin"], f"{_ratio(ra)} vs {_ratio(rb)}"
-    if spec.kind == "less_than":
-        a, b = _value(records, sel["a"]), _value(records, sel["b"])
-        if a is None or b is None:
-            return False, f"{_num(a)} vs {_num(b)}"
-        return a < b - p["margin"], f"{_num(a)} vs {_num(b)}"
-    series = [_value(records, {**sel["series"], "step": s}) for s in p["steps"]]
-    text = " > ".join(_num(v) for v in series)
-    if any(v is None for v in series):
-        return False, text
-    return all(later <= earlier + p["slack"] for earlier, later in pairwise(series)), text
+    """The claim for one value of `over`: (holds, measured text)."""
+    return spec.claim_kind.check(records, {k: {**v, **fill} for k, v in spec.selectors.items()}, spec.params)
 
 
 def check_claim(records: list[dict], spec: ClaimSpec) -> Verdict:

@@ -23,7 +23,7 @@ def methods_in(records: list[dict], experiment: str) -> list[str]:
 
 def figure3(records: list[dict]) -> dict[str, dict[str, dict[str, float | None]]]:
     """{source: {method: {"forgotten_unlearn", "retained_retain", "retained_mmbench"}}}, in percent:
-    forgotten = 100 (1 - after/before) on D_unlearn; retained = 100 after/before (DESIGN.md section 3)."""
+    forgotten = 100 (1 - after/before) on D_unlearn; retained = 100 after/before (docs/design.md, "The protocol")."""
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     for experiment in ("finetuned", "pretrained"):
         per_method = {}

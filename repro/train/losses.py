@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from repro.errors import ReproError
-
-IGNORE = -100
+from repro.model.prompts import IGNORE
 
 
 def _answer_positions(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -75,3 +74,25 @@ def npo_loss(logp: Tensor, ref_logp: Tensor, beta: float) -> Tensor:
         raise ReproError(f"NPO needs beta > 0, got {beta}")
     ratio = logp.float() - ref_logp.float()
     return -(2.0 / beta) * F.logsigmoid(-beta * ratio).mean()
+
+
+def simnpo_loss(logits: Tensor, labels: Tensor, beta: float, gamma: float) -> Tensor:
+    """SimNPO (Fan et al. 2024, eq. 4): -(2/beta) * mean(log sigmoid(-(beta/|y|) log p_theta(y|x) - gamma)),
+    |y| the number of answer tokens of each sequence."""
+    if beta <= 0:
+        raise ReproError(f"SimNPO needs beta > 0, got {beta}")
+    lengths = (labels[:, 1:] != IGNORE).sum(-1)
+    if (lengths == 0).any():
+        raise ReproError("a sequence has no answer tokens (labels all -100): was its answer truncated by max_length?")
+    logp = sequence_logprob(logits, labels) / lengths
+    return -(2.0 / beta) * F.logsigmoid(-beta * logp - gamma).mean()
+
+
+def every_position_kl(ref_logits: Tensor, logits: Tensor) -> Tensor:
+    """KL(p_ref || p_theta) summed over every position and the vocabulary, divided by the batch size:
+    `F.kl_div(logits.log_softmax(-1), ref_logits.softmax(-1), reduction="batchmean")`, as MLLMU-Bench's
+    KL_Min computes it (padding and image positions included), in float32."""
+    if ref_logits.shape != logits.shape:
+        raise ReproError(f"reference logits {tuple(ref_logits.shape)} and logits {tuple(logits.shape)} differ")
+    return F.kl_div(logits.float().log_softmax(-1), ref_logits.float().log_softmax(-1), reduction="batchmean",
+                    log_target=True)

@@ -1,6 +1,6 @@
 """Policy and reference logits of a LoRA model, with no second copy of the weights.
 
-The reference (DESIGN.md section 4) is the same PeftModel with its adapter disabled. Disabling the
+The reference (docs/design.md, "The reference model") is the same PeftModel with its adapter disabled. Disabling the
 adapter layers as peft's `disable_adapter()` does also routes every `modules_to_save` wrapper (the
 multi-modal projector under `proj+llm`) to its original module, so the whole reference is the base weights
 (checked in tests/test_losses.py::test_disabled_adapter_restores_projector).
@@ -26,7 +26,7 @@ from peft.utils import AuxiliaryTrainingWrapper
 from torch import Tensor, nn
 
 from repro.errors import ReproError
-from repro.train.losses import IGNORE
+from repro.model.prompts import IGNORE
 
 REFERENCE_MODES = ("request", "original")
 
@@ -42,7 +42,7 @@ def policy(model: nn.Module) -> Callable[[dict], Tensor]:
     return lambda batch: model_logits(model, batch)
 
 
-def reference(model: nn.Module, mode: str = "request") -> Callable[[dict], Tensor]:
+def reference(model: nn.Module) -> Callable[[dict], Tensor]:
     """batch -> logits of `model` with its adapter disabled, in eval mode, without grad; the model's
     modules and adapter layers are found once, here, and every call reuses them.
 
@@ -52,8 +52,6 @@ def reference(model: nn.Module, mode: str = "request") -> Callable[[dict], Tenso
     layers), but on layers found once: that context walks the whole model and checks every layer's status
     on each call, which at 13B (3,600 modules) costs tens of milliseconds a call, several per cent of an
     NPO step."""
-    if mode not in REFERENCE_MODES:
-        raise ReproError(f"unknown reference mode {mode!r} (known: {', '.join(REFERENCE_MODES)})")
     if not isinstance(model, PeftModel):
         raise ReproError(
             "the reference needs a peft model (the adapter disabled gives the reference weights); "
@@ -82,11 +80,6 @@ def reference(model: nn.Module, mode: str = "request") -> Callable[[dict], Tenso
             set_modes(training)
 
     return logits
-
-
-def reference_logits(model: nn.Module, batch: dict, mode: str = "request") -> Tensor:
-    """Logits of the reference model on one batch (see `reference`)."""
-    return reference(model, mode)(batch)
 
 
 def _row_key(batch: dict, row: int) -> bytes:

@@ -1,0 +1,96 @@
+"""The data of a run: the miniature world written on demand (or the sources the profile names), the people
+and MMBench questions read from it, the fictional splits, and the texts a tiny model's vocabulary covers."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from repro import distributed
+from repro.config import Profile
+from repro.data.circular import single_pass
+from repro.data.mllmu import load_people
+from repro.data.mmbench import load_mmbench
+from repro.data.records import Person
+from repro.data.source import resolve_source
+from repro.data.splits import build_fictional_splits, build_manifest, data_hash, load_scores, write_manifest
+from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
+from repro.eval.items import Item, mmbench_items, person_items
+from repro.experiments.keys import world_key
+from repro.experiments.store import cache_dir
+from repro.train.examples import person_examples
+
+
+class RunData:
+    def __init__(self, profile: Profile, data_dir: Path | None = None):
+        self.profile = profile
+        self.data_dir = data_dir or cache_dir() / f"world-{world_key(profile)}"
+
+    def _world(self) -> Path:
+        with distributed.main_first():  # under a launcher rank 0 writes it, the others read it
+            if not (self.data_dir / MMBENCH_DEV).exists():
+                write_world(self.data_dir, self.profile.world, self.profile.seed)
+        return self.data_dir
+
+    def _path(self, spec: str, world_rel: str, kind: str) -> Path:
+        return self._world() / world_rel if spec == "world" else resolve_source(spec, kind)
+
+    @cached_property
+    def mllmu_root(self) -> Path:
+        return self._path(self.profile.data.mllmu, "MLLMU-Bench", "mllmu")
+
+    @cached_property
+    def fictional(self) -> list[Person]:
+        return load_people(self.mllmu_root, "Full_Set")
+
+    @cached_property
+    def celebrities(self) -> list[Person]:
+        return load_people(self.mllmu_root, "Retain_Set")
+
+    @cached_property
+    def mmbench_dev(self):
+        return load_mmbench(self._path(self.profile.data.mmbench, MMBENCH_DEV, "mmbench"))
+
+    @cached_property
+    def mmbench_train(self):
+        spec = self.profile.data.mmbench_train
+        return load_mmbench(self._path(spec, MMBENCH_TRAIN, "mmbench")) if spec else []
+
+    @cached_property
+    def source_hash(self) -> str:
+        return data_hash([self.mllmu_root])
+
+    @cached_property
+    def fictional_splits(self) -> dict:
+        return build_fictional_splits(self.fictional, self.profile.splits, self.profile.seed)
+
+    def people(self, keys: list[str]) -> list[Person]:
+        by_key = {p.key: p for p in self.fictional + self.celebrities}
+        return [by_key[k] for k in keys]
+
+    def split(self, name: str) -> list[Person]:
+        """The people of a fictional split: "pool", "unlearn" or "retain"."""
+        return self.people(self.fictional_splits[name])
+
+    def mmbench_items(self) -> list[Item]:
+        """MMBench dev as scored: every circular copy under circular evaluation, else the originals."""
+        items = mmbench_items(self.mmbench_dev, self.profile.eval.mmbench_template)
+        return items if self.profile.eval.mmbench_circular else single_pass(items, lambda it: int(it.uid))
+
+    def all_texts(self) -> list[str]:
+        """Everything the tiny model will ever read, for its word-level vocabulary."""
+        people = self.fictional + self.celebrities
+        items = person_items(people) + mmbench_items(self.mmbench_dev + self.mmbench_train)
+        texts = [it.prompt for it in items] + [it.context for it in items]
+        texts += [o for it in items for o in it.options.values()]
+        texts += [e.prompt + e.answer for e in person_examples(people)]
+        return texts
+
+
+def write_split_manifest(profile: Profile, out: Path, scores_file: Path | None, data_dir: Path | None) -> None:
+    """`pulse-repro splits`: the split manifest of the profile's data (with `scores_file`, the celebrities'
+    selection from their scores)."""
+    data = RunData(profile, data_dir)
+    scores = load_scores(scores_file) if scores_file else None
+    if distributed.is_main():
+        write_manifest(build_manifest(profile, data.fictional, scores, data.source_hash), out)

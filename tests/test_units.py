@@ -1,0 +1,58 @@
+"""Units are shared across run directories through the store (repro/experiments/store.py): a sweep over a
+method's parameter fine-tunes once, and trains one request per value."""
+
+from __future__ import annotations
+
+import pytest
+from small_model import MICRO
+
+from repro.cli import main
+from repro.experiments.results import read_results
+
+SETS = [arg for override in MICRO for arg in ("--set", override)]
+
+
+@pytest.fixture
+def trainings(monkeypatch, tmp_path):
+    """Counts of the fine-tunes and unlearning requests trained, in a cache of this test's own."""
+    from repro.experiments import session, unlearn
+
+    monkeypatch.setenv("PULSE_CACHE", str(tmp_path / "cache"))
+    counts = {"finetune": 0, "unlearn": 0}
+
+    def counted(name, real):
+        def run(*a, **kw):
+            counts[name] += 1
+            return real(*a, **kw)
+        return run
+
+    monkeypatch.setattr(session, "finetune", counted("finetune", session.finetune))
+    monkeypatch.setattr(unlearn, "unlearn", counted("unlearn", unlearn.unlearn))
+    return counts
+
+
+def test_a_sweep_over_npo_beta_fine_tunes_once(trainings, tmp_path):
+    runs = {}
+    for beta in ("0.05", "0.1", "0.2"):
+        out = tmp_path / f"npo-{beta}"
+        assert main(["run", "finetuned", "--method", "npo", "--set", f"unlearn.npo.beta={beta}", "--out", str(out),
+                     *SETS]) == 0
+        runs[beta] = read_results(out / "results.jsonl")
+    assert trainings == {"finetune": 1, "unlearn": 3}
+    start = {r["model"] for rs in runs.values() for r in rs if r["step"] == 0}
+    after = {r["model"] for rs in runs.values() for r in rs if r["step"] == 1}
+    assert len(start) == 1 and len(after) == 3  # one fine-tuned model; one unlearned model per beta
+    # a run that asks for what is in the store trains nothing, and records the same numbers
+    again = tmp_path / "again"
+    assert main(["run", "finetuned", "--method", "npo", "--set", "unlearn.npo.beta=0.2", "--out", str(again), *SETS]) == 0
+    assert trainings == {"finetune": 1, "unlearn": 3}
+    assert read_results(again / "results.jsonl") == runs["0.2"]
+
+
+def test_units_go_where_units_says(trainings, tmp_path):
+    store = tmp_path / "store"
+    assert main(["run", "finetuned", "--method", "ga", "--out", str(tmp_path / "run"), "--units", str(store),
+                 *SETS]) == 0
+    assert [p.name.split("-")[0] for p in store.glob("model-*.safetensors")] == ["model"]
+    assert len(list(store.glob("adapter-*.safetensors"))) == 1
+    assert not (tmp_path / "run" / "units").exists() and not (tmp_path / "cache" / "units").exists()
