@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
                         "processes, one GPU each (round robin over the visible GPUs; on CPU, the cores "
                         "shared out), into this one run directory; then one report (default: 1, in this "
                         "process)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N",
+                   help="run the protocol once per seed into OUT/seed-N (OUT default: runs/<profile>-seeds), "
+                        "the world and the tiny base model held at the profile's own seed; then the report "
+                        "across seeds: mean and standard deviation beside the pooled interval, and how many "
+                        "seeds each claim holds in")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="end after the report, without the verdict against the profile's golden file "
                         "(`golden record` runs its seeds so, while the file is being replaced)")
@@ -211,6 +216,13 @@ def _dispatch(args) -> int:
     if args.command == "run":
         return run_experiment(args.profile_obj, _run_dir(args), args.experiment, args.method, args.target,
                               args.units)
+    if args.seeds:
+        from repro.experiments.seeds import run_seeds
+
+        if args.jobs != 1:
+            raise ReproError("--seeds runs one seed after another in this process: drop --jobs")
+        parent = args.out if args.out is not None else Path("runs") / f"{args.profile_obj.name}-seeds"
+        return run_seeds(args.profile, args.overrides, args.seeds, parent, args.units)
     if args.jobs != 1:
         from repro.experiments.grid import run_grid
 

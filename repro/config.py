@@ -33,6 +33,7 @@ class WorldConfig:
     mmbench_dev: int = 200
     mmbench_train: int = 2000
     long_hints: float = 0.0  # share of mini-MMBench dev questions whose hint runs to MMBench's real lengths
+    seed: int = -1  # the world's draw; -1: the profile's seed (`all --seeds` holds it at the profile's)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class SplitConfig:
     celebrity_unlearn: int = 20
     celebrity_retain: int = 25
     min_accuracy: float = 60.0
+    seed: int = -1  # the split draw (fictional splits, celebrity split); -1: the profile's seed
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class PretrainConfig:
     lr: float = 1e-3
     warmup: int = 50
     letters: bool = False  # also teach letter-answer multiple choice (celebrities, mini-MMBench train)
+    seed: int = -1  # the tiny base model's draw; -1: the profile's seed (`all --seeds` holds it at the profile's)
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,6 @@ class UnlearnConfig:
 class EvalConfig:
     scoring: str = "letter"  # "letter" (MLLMU-Bench) or "option-loglik" (lm-evaluation-harness)
     batch_size: int = 16
-    mmbench_circular: bool = False
     generate_tokens: int = 50  # new tokens when an answer is generated (MLLMU-Bench eval.py: max_new_tokens=50)
     # MMBench's prompt: "plain" (the body alone) or "llava-v1" (LLaVA-1.5's own MMBench evaluation: the
     # vicuna_v1 system prompt and separators); see repro/model/prompts.py
@@ -131,6 +133,8 @@ class EvalConfig:
     mmbench_answer: str = "first-letter"
     # General-ability benchmarks measured beside D_retain (repro/eval/benchmarks.py); the paper: MMBench.
     benchmarks: tuple[str, ...] = ("mmbench",)
+    # Resamples of the percentile bootstrap behind every accuracy's 95% interval (repro/eval/intervals.py).
+    bootstrap_resamples: int = 1000
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,22 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    # What a seed moves. `seed` moves LoRA initialisation, dropout and data order of fine-tuning and
+    # unlearning, and the bootstrap; the world, the tiny base model and the split draw follow it unless their
+    # own seed is set (`all --seeds` holds the world and the base at the profile's, as the paper's data and
+    # LLaVA's weights are one draw).
+    @property
+    def world_seed(self) -> int:
+        return self.world.seed if self.world.seed >= 0 else self.seed
+
+    @property
+    def base_seed(self) -> int:
+        return self.pretrain.seed if self.pretrain.seed >= 0 else self.seed
+
+    @property
+    def split_seed(self) -> int:
+        return self.splits.seed if self.splits.seed >= 0 else self.seed
 
 
 def available_profiles() -> list[str]:

@@ -1,4 +1,5 @@
-"""Unlearning losses, methods and the no-copy reference (docs/design.md, "Fidelity decisions"), on a tiny LLaVA with LoRA."""
+"""Unlearning losses, methods and the no-copy reference (docs/design.md, "Fidelity decisions"), on a tiny LLaVA with LoRA.
+What every registered method must do is tests/test_method_contract.py."""
 
 from __future__ import annotations
 
@@ -10,79 +11,13 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from peft import LoraConfig, get_peft_model
-from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+from micro_llava import make_batch, perturb, tiny_llava, with_lora
 
 from repro.config import UnlearnConfig
 from repro.errors import ReproError
 from repro.train.losses import answer_token_kl, answer_token_nll, npo_loss, sequence_logprob
 from repro.train.methods import METHODS, UnlearnStep, get_method, register
 from repro.train.reference import policy, reference
-
-VOCAB, IMAGE_TOKEN, PAD = 60, 59, 0
-TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-
-
-def tiny_llava(seed: int = 0) -> LlavaForConditionalGeneration:
-    torch.manual_seed(seed)
-    config = LlavaConfig(
-        vision_config=CLIPVisionConfig(
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=16,
-            patch_size=8,
-        ),
-        text_config=LlamaConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            vocab_size=VOCAB,
-            initializer_range=0.2,
-        ),
-        image_token_index=IMAGE_TOKEN,
-    )
-    return LlavaForConditionalGeneration(config).eval()
-
-
-def with_lora(model, seed: int = 0):
-    """LoRA on the language model plus the projector as modules_to_save: the `proj+llm` target."""
-    torch.manual_seed(seed)
-    cfg = LoraConfig(
-        r=4,
-        lora_alpha=4,
-        lora_dropout=0.05,
-        target_modules=TARGETS,
-        modules_to_save=["multi_modal_projector"],
-    )
-    return get_peft_model(model, cfg)
-
-
-def make_batch(seed: int, n: int = 4, length: int = 14) -> dict:
-    """[bos, 4 image tokens, prompt, answer, right padding]; labels only on the answer (lengths vary)."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, IMAGE_TOKEN, (n, length), generator=g)
-    ids[:, 1:5] = IMAGE_TOKEN  # 16x16 image, 8x8 patches -> 4 image features
-    labels = torch.full_like(ids, -100)
-    mask = torch.ones_like(ids)
-    for i in range(n):
-        answer_start, end = 8 + i % 2, length - i % 3  # rows differ in answer length and padding
-        labels[i, answer_start:end] = ids[i, answer_start:end]
-        ids[i, end:], mask[i, end:] = PAD, 0
-    pixels = torch.randn(n, 3, 16, 16, generator=g)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "pixel_values": pixels}
-
-
-def perturb(model, scale: float, seed: int = 1, projector: bool = True) -> None:
-    """Move the adapter (LoRA B, and the projector's trainable copy) away from the base model."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ("lora_B" in name) or (projector and "modules_to_save" in name):
-                p.add_(scale * torch.randn(p.shape, generator=g))
 
 
 def step_for(model, forget, retain=None, **params) -> UnlearnStep:
@@ -234,50 +169,6 @@ def test_npo_gradient_tends_to_ga_as_beta_shrinks():
     assert cos[0] < 0.99, cos  # the property is not trivial on this model
     assert all(a <= b + 1e-6 for a, b in itertools.pairwise(cos)), cos
     assert cos[-1] > 0.999, cos
-
-
-# --- a few steps of each method forget --------------------------------------------------------
-
-
-def scheduled_pairs(spec, forget: dict, retain: dict, epochs: int = 5) -> list[tuple]:
-    """The (forget, retain) batch pairs `spec`'s own schedule gives over one forget and one retain batch."""
-    from repro.train.loop import Example
-
-    forget_ex = [Example("forget", "", None)] * len(forget["input_ids"])
-    retain_ex = [Example("retain", "", None)] * len(retain["input_ids"])
-    plan = spec.schedule(forget_ex, retain_ex, UnlearnConfig(epochs=epochs, batch_size=len(forget_ex)), 0,
-                         spec.needs_retain)
-    def tensors(part):
-        return None if part is None else forget if part[0].prompt == "forget" else retain
-    return [tuple(tensors(part) for part in pair) for pair in plan.batches]
-
-
-@pytest.mark.parametrize("name", METHODS.names())
-def test_a_few_steps_lower_forget_logprob(name):
-    """Every registered method, on its own schedule: a few steps make the forget answers less likely, and
-    the reference does not move."""
-    model = with_lora(tiny_llava())
-    forget, retain = make_batch(5), make_batch(6)
-    spec = get_method(name)
-    ref = reference(model)  # built once, as a request builds it, and called across the training
-    before = sequence_logprob(ref(forget), forget["labels"])
-    model.train()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    pairs = scheduled_pairs(spec, forget, retain)
-    assert any(f is forget for f, _ in pairs)
-    for f, r in pairs:
-        step = UnlearnStep(f, r, policy(model), ref, UnlearnConfig(), {p.name: p.default for p in spec.params})
-        loss = spec.loss(step)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        after = sequence_logprob(policy(model)(forget), forget["labels"])
-    assert (after < before).all() and after.mean() < before.mean() - 1.0, (before, after)
-    # the reference is still the untouched base model after training
-    again = sequence_logprob(ref(forget), forget["labels"])
-    assert torch.allclose(again, before, atol=1e-5)
 
 
 # --- the registry -------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ from repro.choices import load_profile
 from repro.data.mllmu import load_people
 from repro.data.mmbench import load_mmbench
 from repro.data.world import write_world
+from repro.eval.benchmarks import BENCHMARKS
+from repro.eval.intervals import measured
 from repro.eval.items import mmbench_items, person_items
-from repro.eval.metrics import circular_accuracy, modality_accuracy, person_accuracy
+from repro.eval.metrics import person_accuracy
 from repro.eval.scoring import parse_letter, predict, score_letter
 from repro.model.factory import build_tiny_model
 from repro.model.tokenizer import build_word_tokenizer
@@ -63,9 +65,9 @@ def test_letter_scoring_follows_a_model_that_prefers_a_letter(tmp_path):
     # MLLMU-Bench's rule reads a letter only when it names one of the question's options
     assert {it.uid: preds[it.uid] for it in items} == {it.uid: "C" if "C" in it.options else "" for it in items}
     assert "C" in set(preds.values())
-    acc = modality_accuracy(items, preds)
+    acc = measured(items, preds, lambda it: it.person or it.uid, 100, 0)
     expected = 100.0 * sum(it.answer == "C" for it in items) / len(items)
-    assert abs(acc["all"][0] - expected) < 1e-9
+    assert abs(acc["accuracy"] - expected) < 1e-3
 
 
 def test_option_loglik_returns_an_option_for_every_item(tmp_path):
@@ -83,11 +85,19 @@ def test_metrics_split_by_modality_person_and_circular_group():
 
     items = [item("1", "A", "multimodal", "p1"), item("2", "A", "text", "p1"), item("3", "B", "text", "p2")]
     preds = {"1": "A", "2": "B", "3": "B"}
-    acc = modality_accuracy(items, preds)
-    assert acc["all"] == (200 / 3, 3) and acc["multimodal"] == (100.0, 1) and acc["text"] == (50.0, 2)
+    def by_person(asked):
+        got = measured(asked, preds, lambda it: it.person, 100, 0)
+        return got["accuracy"], got["n"], got["per_cluster"]
+
+    assert by_person(items) == (round(200 / 3, 4), 3, {"p1": [1, 2], "p2": [1, 1]})
+    assert by_person(items[:1]) == (100.0, 1, {"p1": [1, 1]})
+    assert by_person(items[1:]) == (50.0, 2, {"p1": [0, 1], "p2": [1, 1]})
     assert person_accuracy(items, preds) == {"p1": 50.0, "p2": 100.0}
     circ = [item("5", "A", group=5), item("1000005", "B", group=5), item("6", "A", group=6)]
-    assert circular_accuracy(circ, {"5": "A", "1000005": "A", "6": "A"}) == (50.0, 2)
+    mmbench = BENCHMARKS.get("mmbench").records
+    got = {split: score(circ, {"5": "A", "1000005": "A", "6": "A"}, 100, 0) for split, score in mmbench.items()}
+    assert (got["mmbench_circular"]["accuracy"], got["mmbench_circular"]["n"]) == (50.0, 2)  # group 5 fails
+    assert (got["mmbench"]["accuracy"], got["mmbench"]["n"]) == (100.0, 2)  # single pass: the originals
 
 
 def test_a_batch_that_runs_out_of_gpu_memory_is_scored_in_halves(tmp_path, capsys):

@@ -102,12 +102,13 @@ def build_manifest(
     return {
         "profile": profile.name,
         "seed": profile.seed,
+        "split_seed": profile.split_seed,  # the draw the splits come from (profile.splits.seed, else seed)
         "source_hash": source_hash,
-        "fictional": build_fictional_splits(fictional_people, profile.splits, profile.seed),
+        "fictional": build_fictional_splits(fictional_people, profile.splits, profile.split_seed),
         "celebrities": (
             None
             if celebrity_scores is None
-            else select_celebrities(celebrity_scores, profile.splits, profile.seed)
+            else select_celebrities(celebrity_scores, profile.splits, profile.split_seed)
         ),
     }
 

@@ -43,13 +43,13 @@ def load_base(profile: Profile, data: RunData, key: str, device: torch.device):
             model, processor = load_model(str(cached), p.model.dtype, device)
         else:
             torch.manual_seed(seed_from_key(key))
-            model, processor = build_model(p.model, processor_to_build(p, data), p.seed)
+            model, processor = build_model(p.model, processor_to_build(p, data), p.base_seed)
             model.to(device)
             check_image_tokens(model, processor)
             if distributed.is_main():
                 require_free(cached.parent, weight_bytes(model), "the pre-trained tiny base model")
             if p.pretrain.steps:
-                pretrain(model, data.celebrities, data.mmbench_train, p.pretrain, p.seed,
+                pretrain(model, data.celebrities, data.mmbench_train, p.pretrain, p.base_seed,
                          encoder(processor, p.model.max_length, device))
             if distributed.is_main():
                 save_model(model, processor, cached)

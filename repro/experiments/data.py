@@ -8,7 +8,6 @@ from pathlib import Path
 
 from repro import distributed
 from repro.config import Profile
-from repro.data.circular import single_pass
 from repro.data.mllmu import load_people
 from repro.data.mmbench import load_mmbench
 from repro.data.records import Person
@@ -29,7 +28,7 @@ class RunData:
     def _world(self) -> Path:
         with distributed.main_first():  # under a launcher rank 0 writes it, the others read it
             if not (self.data_dir / MMBENCH_DEV).exists():
-                write_world(self.data_dir, self.profile.world, self.profile.seed)
+                write_world(self.data_dir, self.profile.world, self.profile.world_seed)
         return self.data_dir
 
     def _path(self, spec: str, world_rel: str, kind: str) -> Path:
@@ -62,7 +61,7 @@ class RunData:
 
     @cached_property
     def fictional_splits(self) -> dict:
-        return build_fictional_splits(self.fictional, self.profile.splits, self.profile.seed)
+        return build_fictional_splits(self.fictional, self.profile.splits, self.profile.split_seed)
 
     def people(self, keys: list[str]) -> list[Person]:
         by_key = {p.key: p for p in self.fictional + self.celebrities}
@@ -73,9 +72,9 @@ class RunData:
         return self.people(self.fictional_splits[name])
 
     def mmbench_items(self) -> list[Item]:
-        """MMBench dev as scored: every circular copy under circular evaluation, else the originals."""
-        items = mmbench_items(self.mmbench_dev, self.profile.eval.mmbench_template)
-        return items if self.profile.eval.mmbench_circular else single_pass(items, lambda it: int(it.uid))
+        """MMBench dev, every row: the originals (single pass) and their circular copies, scored once for
+        both evaluations (repro/data/circular.py)."""
+        return mmbench_items(self.mmbench_dev, self.profile.eval.mmbench_template)
 
     def all_texts(self) -> list[str]:
         """Everything the tiny model will ever read, for its word-level vocabulary."""

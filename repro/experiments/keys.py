@@ -17,8 +17,20 @@ _MODEL_ADDED = ("processor", "vocab_size", "context", "gradient_checkpointing")
 _WORLD_ADDED = ("long_hints",)
 
 
+def _settings(config) -> dict:
+    """A config section without its `seed` field: a key holds the seed in effect (the profile's, or the
+    section's own), whichever way it was set."""
+    return {k: v for k, v in config.items() if k != "seed"}
+
+
 def world_key(profile: Profile) -> str:
-    return key_of(identity(profile.world, _WORLD_ADDED), profile.seed)
+    return key_of(_settings(identity(profile.world, _WORLD_ADDED)), profile.world_seed)
+
+
+def _run_seed(profile: Profile) -> list[int]:
+    """The run's seed as a key part where the base key does not already hold it (a base held at another
+    seed, as `all --seeds` holds it): LoRA initialisation and data order follow the run's seed."""
+    return [profile.seed] if profile.base_seed != profile.seed else []
 
 
 def base_key(profile: Profile, source_hash: str) -> str:
@@ -26,7 +38,8 @@ def base_key(profile: Profile, source_hash: str) -> str:
     data (whose content hash it then holds)."""
     p = profile
     built = p.model.source == "tiny"
-    return key_of("base", identity(p.model, _MODEL_ADDED), asdict(p.pretrain), p.seed, source_hash if built else "")
+    return key_of("base", identity(p.model, _MODEL_ADDED), _settings(asdict(p.pretrain)), p.base_seed,
+                  source_hash if built else "")
 
 
 def finetuned_key(profile: Profile, base: str, pool: list[str], source_hash: str) -> str:
@@ -34,7 +47,7 @@ def finetuned_key(profile: Profile, base: str, pool: list[str], source_hash: str
     key, or here for a downloaded base) the data they are read from; the seed is in the base key."""
     p = profile
     data = [] if p.model.source == "tiny" else [source_hash]  # a tiny base key holds it already
-    return key_of("finetuned", base, asdict(p.finetune), pool, *data)
+    return key_of("finetuned", base, asdict(p.finetune), pool, *data, *_run_seed(p))
 
 
 # The request key's settings as they were first laid out, one flat table of every method's parameters and
@@ -60,7 +73,7 @@ def request_key(profile: Profile, start: str, method: Method, target: str, forge
     """One unlearning request: its start model, method (with its parameters), target and people. The LoRA
     shape and the examples a person is trained from come from the fine-tune settings."""
     return key_of("unlearn", start, method.name, target, request_settings(profile.unlearn, method),
-                  asdict(profile.finetune), forget, retain)
+                  asdict(profile.finetune), forget, retain, *_run_seed(profile))
 
 
 def predictions_key(model: str, how: list, items: list[tuple[str, str, str]]) -> str:

@@ -14,8 +14,9 @@ from repro.data.splits import build_manifest, select_celebrities, write_manifest
 from repro.environment import environment
 from repro.errors import ReproError
 from repro.eval.benchmarks import BENCHMARKS
+from repro.eval.intervals import measured
 from repro.eval.items import person_items
-from repro.eval.metrics import modality_accuracy, person_accuracy
+from repro.eval.metrics import person_accuracy
 from repro.experiments.results import ResultsFile
 from repro.experiments.session import Session
 from repro.experiments.store import atomic_write_text
@@ -57,21 +58,28 @@ class Runner:
 
     # ---- measuring --------------------------------------------------------------------------
     def measure(self, model_key: str, splits: dict[str, list[Person]]) -> list[dict]:
-        """Accuracy records (split, modality, accuracy, n) of one model on D_unlearn/D_retain/shards/MMBench."""
+        """Accuracy records of one model on D_unlearn/D_retain/shards (per modality) and the benchmarks: split,
+        modality, accuracy, n, and the 95% interval from a bootstrap over people (over questions or circular
+        groups for MMBench) with the clusters' counts (repro/eval/intervals.py)."""
         out = []
+        e = self.profile.eval
         union = sorted({p.key: p for people in splits.values() for p in people}.values(), key=lambda p: p.key)
         items = person_items(union)  # shards are parts of D_unlearn: each question is scored once
         preds = self.session.evaluate(model_key, items, "eval people")
         for split, people in splits.items():
             keys = {p.key for p in people}
-            for modality, (acc, n) in modality_accuracy([it for it in items if it.person in keys], preds).items():
-                out.append({"split": split, "modality": modality, "accuracy": round(acc, 4), "n": n})
-        e = self.profile.eval
+            mine = [it for it in items if it.person in keys]
+            for modality in ("all", *sorted({it.modality for it in mine})):
+                asked = [it for it in mine if modality in ("all", it.modality)]
+                out.append({"split": split, "modality": modality,
+                            **measured(asked, preds, lambda it: it.person, e.bootstrap_resamples, self.profile.seed)})
         for name in e.benchmarks:
             bench = BENCHMARKS.get(name)
             items = bench.items(self.session.data)
-            acc, n = bench.accuracy(items, self.session.evaluate(model_key, items, f"eval {name}", bench.rule(e)), e)
-            out.append({"split": name, "modality": "all", "accuracy": round(acc, 4), "n": n})
+            preds = self.session.evaluate(model_key, items, f"eval {name}", bench.rule(e))
+            for split, score in bench.records.items():
+                out.append({"split": split, "modality": "all",
+                            **score(items, preds, e.bootstrap_resamples, self.profile.seed)})
         return out
 
     def record(self, experiment: str, method: str, target: str, step: int, model_key: str,
@@ -128,7 +136,7 @@ class Runner:
             s = self.session
             items = person_items(s.data.celebrities)
             scores = person_accuracy(items, s.evaluate(s.base_key, items, "eval celebrities"))
-            self.celebrity_selection = select_celebrities(scores, self.profile.splits, self.profile.seed)
+            self.celebrity_selection = select_celebrities(scores, self.profile.splits, self.profile.split_seed)
             self.write_manifest()
         return self.celebrity_selection
 

@@ -13,32 +13,65 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from repro.eval.intervals import percentile_interval
 from repro.registry import Registry
+from repro.report.evidence import Evidence
 from repro.report.toml_fields import REQUIRED, entry_error, get
-from repro.report.views import lookup
 from repro.report.wording import common, diff, label, num, ratio, ratio_label
 
-# ---- measured values ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Judgement:
+    """A claim (or one part of it) against its interval: PASS when the whole 95% interval of its margin is
+    on the claim's side, FAIL when the whole of it is on the other side, INCONCLUSIVE otherwise."""
+
+    verdict: str  # "PASS", "FAIL" or "INCONCLUSIVE"
+    text: str  # what was measured
+
+    @staticmethod
+    def missing(text: str = "missing") -> Judgement:
+        return Judgement(FAIL, text)
 
 
-def value_of(records: list[dict], select: dict[str, Any], fld: str = "accuracy") -> float | None:
-    """The selected record's `fld`; None when there is no such record or its value is not a number."""
-    if fld == "accuracy":
-        value = lookup(records, **select)
-    else:
-        value = next((r.get(fld) for r in records if all(r.get(k) == v for k, v in select.items())), None)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value
+PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 
 
-def ratio_of(records: list[dict], before: dict, after: dict) -> tuple[float | None, str]:
-    b, a = value_of(records, before), value_of(records, after)
+def judge(point: float, draws: np.ndarray, strict: bool) -> str:
+    """The verdict of a margin (the claim holds when margin > 0, or >= 0 unless `strict`)."""
+    finite = draws[np.isfinite(draws)]
+    low, high = percentile_interval(finite) if finite.size else (point, point)
+    low, high = min(low, point), max(high, point)  # the point is inside its own interval
+    if low > 0 or (low == 0 and not strict):
+        return PASS
+    if high < 0 or (high == 0 and strict):
+        return FAIL
+    return INCONCLUSIVE
+
+
+def combine(verdicts: list[str]) -> str:
+    """All parts must pass; one failing part fails the whole; otherwise it is inconclusive."""
+    return FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
+
+
+def interval_text(point: float, draws: np.ndarray, fmt=None) -> str:
+    fmt = fmt or num
+    finite = draws[np.isfinite(draws)]
+    if not finite.size or finite.min() == finite.max():
+        return fmt(point)
+    low, high = percentile_interval(finite)
+    return f"{fmt(point)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _ratio_draws(ev: Evidence, before: dict, after: dict) -> tuple[float | None, np.ndarray | None, str]:
+    b, a = ev.value(before), ev.value(after)
     if b is None or a is None:
-        return None, "missing"
+        return None, None, "missing"
     if b == 0 or math.isnan(a) or math.isnan(b):
-        return None, f"undefined ({num(a)}/{num(b)})"
-    return round(a / b, 6), ratio(a / b)
+        return None, None, f"undefined ({num(a)}/{num(b)})"
+    draws = ev.ratio_draws(before, after)
+    return round(a / b, 6), draws, interval_text(a / b, draws, ratio)
 
 
 # ---- parameters -------------------------------------------------------------------------------------
@@ -99,8 +132,8 @@ class ClaimKind:
         """The claim in words, for the verdict table's "expected" column."""
         raise NotImplementedError
 
-    def check(self, records: list[dict], s: dict[str, dict], p: dict[str, Any]) -> tuple[bool, str]:
-        """(holds, measured text) for selectors `s` with the `over` field filled in."""
+    def check(self, ev: Evidence, s: dict[str, dict], p: dict[str, Any]) -> Judgement:
+        """The claim for selectors `s` (the `over` field filled in), against its interval."""
         raise NotImplementedError
 
 
@@ -116,36 +149,31 @@ class _RatioBound(ClaimKind):
     selectors = ("before", "after")
     params = (Number("threshold"),)
     op = ""
-
-    def holds(self, value: float, threshold: float) -> bool:
-        raise NotImplementedError
+    sign = 1  # the margin is sign * (ratio - threshold)
 
     def describe(self, s, p):
         return f"{common(s['after'], s['before'])}: {ratio_label(s['after'], s['before'])} {self.op} {num(p['threshold'])}"
 
-    def check(self, records, s, p):
-        value, text = ratio_of(records, s["before"], s["after"])
-        return (value is not None and self.holds(value, p["threshold"])), text
+    def check(self, ev, s, p):
+        value, draws, text = _ratio_draws(ev, s["before"], s["after"])
+        if value is None:
+            return Judgement.missing(text)
+        return Judgement(judge(self.sign * (value - p["threshold"]), self.sign * (draws - p["threshold"]), False),
+                         text)
 
 
 @register
 class RatioAtLeast(_RatioBound):
     """after/before >= threshold."""
 
-    name, op = "ratio_at_least", ">="
-
-    def holds(self, value, threshold):
-        return value >= threshold
+    name, op, sign = "ratio_at_least", ">=", 1
 
 
 @register
 class RatioAtMost(_RatioBound):
     """after/before <= threshold."""
 
-    name, op = "ratio_at_most", "<="
-
-    def holds(self, value, threshold):
-        return value <= threshold
+    name, op, sign = "ratio_at_most", "<=", -1
 
 
 @register
@@ -159,12 +187,14 @@ class DropAtLeast(ClaimKind):
         return (f"{common(s['before'], s['after'])}: {diff(s['before'], s['after'])} - "
                 f"{diff(s['after'], s['before'])} >= {num(p['points'])} points")
 
-    def check(self, records, s, p):
-        b, a = value_of(records, s["before"]), value_of(records, s["after"])
+    def check(self, ev, s, p):
+        b, a = ev.value(s["before"]), ev.value(s["after"])
         if b is None or a is None:
-            return False, "missing"
+            return Judgement.missing()
         drop = round(b - a, 6)
-        return drop >= p["points"], f"{num(b)} -> {num(a)} (drop {num(drop)})"
+        drops = ev.draws(s["before"]) - ev.draws(s["after"])
+        return Judgement(judge(drop - p["points"], drops - p["points"], False),
+                         f"{num(b)} -> {num(a)} (drop {interval_text(drop, drops)})")
 
 
 @register
@@ -182,14 +212,15 @@ class RatioLess(ClaimKind):
         text = f"{common(a, b)}: {p['measure']} ({measure}) at {diff(a, b)} < at {diff(b, a)}"
         return text + (f" - {num(p['margin'])}" if p["margin"] else "")
 
-    def check(self, records, s, p):
-        ra, ta = ratio_of(records, s["a_before"], s["a_after"])
-        rb, tb = ratio_of(records, s["b_before"], s["b_after"])
+    def check(self, ev, s, p):
+        ra, da, ta = _ratio_draws(ev, s["a_before"], s["a_after"])
+        rb, db, tb = _ratio_draws(ev, s["b_before"], s["b_after"])
         if ra is None or rb is None:
-            return False, f"{ta} vs {tb}"
+            return Judgement.missing(f"{ta} vs {tb}")
         if p["measure"] == "forgotten":
-            ra, rb = round(1 - ra, 6), round(1 - rb, 6)
-        return ra < rb - p["margin"], f"{ratio(ra)} vs {ratio(rb)}"
+            ra, rb, da, db = round(1 - ra, 6), round(1 - rb, 6), 1 - da, 1 - db
+        verdict = judge(rb - p["margin"] - ra, db - p["margin"] - da, True)
+        return Judgement(verdict, f"{interval_text(ra, da, ratio)} vs {interval_text(rb, db, ratio)}")
 
 
 @register
@@ -203,11 +234,13 @@ class LessThan(ClaimKind):
         text = f"{common(s['a'], s['b'])}: {diff(s['a'], s['b'])} < {diff(s['b'], s['a'])}"
         return text + (f" - {num(p['margin'])} points" if p["margin"] else "")
 
-    def check(self, records, s, p):
-        a, b = value_of(records, s["a"]), value_of(records, s["b"])
+    def check(self, ev, s, p):
+        a, b = ev.value(s["a"]), ev.value(s["b"])
         if a is None or b is None:
-            return False, f"{num(a)} vs {num(b)}"
-        return a < b - p["margin"], f"{num(a)} vs {num(b)}"
+            return Judgement.missing(f"{num(a)} vs {num(b)}")
+        da, db = ev.draws(s["a"]), ev.draws(s["b"])
+        return Judgement(judge(b - p["margin"] - a, db - p["margin"] - da, True),
+                         f"{interval_text(a, da)} vs {interval_text(b, db)}")
 
 
 @register
@@ -222,9 +255,13 @@ class NonIncreasing(ClaimKind):
         return (f"{label(s['series'])}: non-increasing over steps {', '.join(map(str, p['steps']))}"
                 f" (slack {num(p['slack'])} points)")
 
-    def check(self, records, s, p):
-        series = [value_of(records, {**s["series"], "step": step}) for step in p["steps"]]
+    def check(self, ev, s, p):
+        selects = [{**s["series"], "step": step} for step in p["steps"]]
+        series = [ev.value(sel) for sel in selects]
         text = " > ".join(num(v) for v in series)
         if any(v is None for v in series):
-            return False, text
-        return all(later <= earlier + p["slack"] for earlier, later in pairwise(series)), text
+            return Judgement.missing(text)
+        draws = [ev.draws(sel) for sel in selects]
+        verdicts = [judge(earlier + p["slack"] - later, de + p["slack"] - dl, False)
+                    for (earlier, de), (later, dl) in pairwise(zip(series, draws))]
+        return Judgement(combine(verdicts), text)

@@ -17,8 +17,9 @@ AXES = (("forgotten_unlearn", "Forgotten D_unlearn"), ("retained_retain", "Retai
         ("retained_mmbench", "Retained MMBench"))
 
 
-def plot_figure3(data: dict, path: Path) -> None:
-    """One panel per knowledge source; per method, three bars: forgotten% and the two retained%."""
+def plot_figure3(data: dict, path: Path, errors: dict | None = None) -> None:
+    """One panel per knowledge source; per method, three bars: forgotten% and the two retained%; with
+    `errors` (the same layout: a standard deviation across seeds), error bars."""
     if not data:
         return
     fig, axes = plt.subplots(1, len(data), figsize=(5.5 * len(data), 4), sharey=True, squeeze=False)
@@ -28,7 +29,8 @@ def plot_figure3(data: dict, path: Path) -> None:
         for j, (field, label) in enumerate(AXES):
             xs = [i + (j - 1) * width for i in range(len(methods))]
             ys = [per[m][field] or 0.0 for m in methods]
-            bars = ax.bar(xs, ys, width, label=label)
+            err = None if errors is None else [errors[source][m][field] or 0.0 for m in methods]
+            bars = ax.bar(xs, ys, width, label=label, yerr=err, capsize=3 if err else 0)
             ax.bar_label(bars, fmt="%.0f", fontsize=7)
         ax.set_xticks(range(len(methods)), [METHOD_NAMES.get(m, m) for m in methods])
         ax.set_title(SOURCE_NAMES.get(source, source))
@@ -42,8 +44,9 @@ def plot_figure3(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_figure4(data: dict, path: Path) -> None:
-    """Accuracy after 0..5 sequential requests: one panel per split, one line per method."""
+def plot_figure4(data: dict, path: Path, bands: dict | None = None) -> None:
+    """Accuracy after 0..5 sequential requests: one panel per split, one line per method; with `bands` (the
+    same layout: a standard deviation across seeds), a band of one standard deviation around each line."""
     if not any(data.values()):
         return
     titles = {"unlearn": "D_unlearn (lower is better)", "retain": "D_retain", "mmbench": "MMBench"}
@@ -51,7 +54,11 @@ def plot_figure4(data: dict, path: Path) -> None:
     for ax, (split, per) in zip(axes[0], data.items()):
         for method, values in per.items():
             xs = [k for k, v in enumerate(values) if v is not None]
-            ax.plot(xs, [values[k] for k in xs], marker="o", label=METHOD_NAMES.get(method, method))
+            line, = ax.plot(xs, [values[k] for k in xs], marker="o", label=METHOD_NAMES.get(method, method))
+            if bands is not None:
+                sd = [bands[split][method][k] or 0.0 for k in xs]
+                ax.fill_between(xs, [values[k] - d for k, d in zip(xs, sd)], [values[k] + d for k, d in zip(xs, sd)],
+                                color=line.get_color(), alpha=0.2, lw=0)
         ax.axhline(CHANCE, color="grey", ls="--", lw=0.8, label="chance")
         ax.set_title(titles[split])
         ax.set_xlabel("number of unlearning requests")

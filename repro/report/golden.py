@@ -38,7 +38,8 @@ from typing import Any
 import repro
 from repro.errors import ReproError
 from repro.experiments.results import IDENTITY
-from repro.report.claims import CLAIM_KINDS, ClaimKind, value_of
+from repro.report.claims import CLAIM_KINDS, FAIL, INCONCLUSIVE, PASS, ClaimKind, combine
+from repro.report.evidence import Evidence, find, value_of
 from repro.report.toml_fields import check_keys as _check_keys
 from repro.report.toml_fields import entry_error as _err
 from repro.report.toml_fields import get as _get
@@ -62,14 +63,21 @@ class Verdict:
     source: str
     # A range missed in an environment the golden file was not recorded in is reported, not failed.
     excused: bool = False
+    # A claim whose 95% interval straddles its threshold: neither shown nor refuted by this run.
+    inconclusive: bool = False
+    # A number with a sampling interval, against the paper's value: "consistent" or "differs" (within or
+    # beyond their combined sampling error), "" where there is no interval to judge by.
+    sampling: str = ""
 
     @property
     def label(self) -> str:
-        return "PASS" if self.passed else "ENV DIFFERS" if self.excused else "FAIL"
+        if self.passed:
+            return "PASS"
+        return "INCONCLUSIVE" if self.inconclusive else "ENV DIFFERS" if self.excused else "FAIL"
 
     @property
     def failed(self) -> bool:
-        return not self.passed and not self.excused
+        return not self.passed and not self.excused and not self.inconclusive
 
 
 @dataclass(frozen=True)
@@ -298,9 +306,44 @@ def find_golden(profile: str, directory: Path | None = None) -> Path:
 
 
 def check_number(records: list[dict], spec: NumberSpec) -> Verdict:
+    """The fixed window (the golden range), and beside it, for a number with a value (the paper's) and a
+    record with an interval, whether the two differ by less than their combined sampling error."""
     value = value_of(records, spec.select, spec.field)
     passed = value is not None and not math.isnan(value) and spec.low - 1e-9 <= value <= spec.high + 1e-9
-    return Verdict(spec.name, spec.expected, _num(value), passed, spec.source)
+    record = find(records, spec.select) or {}
+    measured = _num(value)
+    if spec.field == "accuracy" and record.get("ci_low") is not None and value is not None:
+        measured += f" [{_num(record['ci_low'])}, {_num(record['ci_high'])}]"
+    sampling = ""
+    if spec.field == "accuracy" and spec.value is not None and value is not None:
+        sampling = sampling_agreement(record, spec.value)
+    return Verdict(spec.name, spec.expected, measured, passed, spec.source, sampling=sampling)
+
+
+Z95 = 1.959964
+
+
+def sampling_agreement(record: dict, paper: float) -> str:
+    """"consistent" when the run's accuracy and the paper's differ by less than 1.96 times their combined
+    standard error, else "differs"; "" for a record without an interval.
+
+    The run's standard error is its bootstrap interval's half-width / 1.96. The paper's cell is the same
+    design (the same number of people, five questions each, or MMBench's questions), so its standard error
+    is the run's design effect at the paper's accuracy: the run's clustered variance scaled by the binomial
+    variance p(1 - p) at the paper's accuracy over that at the run's (the binomial at the paper's accuracy
+    over the run's n questions when the run's accuracy is 0 or 100)."""
+    low, high, accuracy, n = record.get("ci_low"), record.get("ci_high"), record.get("accuracy"), record.get("n")
+    if low is None or high is None or accuracy is None or not n:
+        return ""
+    se_run = (high - low) / (2 * Z95)
+    p_run, p_paper = accuracy / 100, paper / 100
+    if 0 < p_run < 1:
+        se_paper = se_run * math.sqrt(p_paper * (1 - p_paper) / (p_run * (1 - p_run)))
+    else:
+        se_paper = 100 * math.sqrt(p_paper * (1 - p_paper) / n)
+    combined = math.hypot(se_run, se_paper)
+    apart = abs(accuracy - paper)
+    return "consistent" if (apart < Z95 * combined if combined > 0 else apart == 0) else "differs"
 
 
 def check_numbers(records: list[dict], golden: Golden) -> list[Verdict]:
@@ -316,25 +359,25 @@ def _values_found(records: list[dict], spec: ClaimSpec) -> list[Any]:
     return sorted(found, key=str)
 
 
-def _one(records: list[dict], spec: ClaimSpec, fill: dict[str, Any]) -> tuple[bool, str]:
-    """The claim for one value of `over`: (holds, measured text)."""
-    return spec.claim_kind.check(records, {k: {**v, **fill} for k, v in spec.selectors.items()}, spec.params)
-
-
-def check_claim(records: list[dict], spec: ClaimSpec) -> Verdict:
+def check_claim(records: list[dict], spec: ClaimSpec, resamples: int = 1000, seed: int = 0) -> Verdict:
+    """The claim for every value of `over`, each against its 95% interval (repro/report/claims.py): PASS
+    when every value passes, FAIL when one fails, INCONCLUSIVE otherwise."""
     values = list(spec.values) if spec.values is not None else _values_found(records, spec)
     if not values:
         return Verdict(spec.name, spec.expected, f"missing (no {spec.over} found)", False, spec.source)
-    parts, passed = [], True
+    ev = Evidence(records, resamples, seed)
+    parts, verdicts = [], []
     for value in values:
-        ok, text = _one(records, spec, {spec.over: value})
-        passed = passed and ok
-        parts.append(f"{value} {text}" + ("" if ok else " (fails)"))
-    return Verdict(spec.name, spec.expected, "; ".join(parts), passed, spec.source)
+        got = spec.claim_kind.check(ev, {k: {**v, spec.over: value} for k, v in spec.selectors.items()}, spec.params)
+        verdicts.append(got.verdict)
+        parts.append(f"{value} {got.text}" + {PASS: "", FAIL: " (fails)", INCONCLUSIVE: " (inconclusive)"}[got.verdict])
+    verdict = combine(verdicts)
+    return Verdict(spec.name, spec.expected, "; ".join(parts), verdict == PASS, spec.source,
+                   inconclusive=verdict == INCONCLUSIVE)
 
 
-def check_claims(records: list[dict], golden: Golden) -> list[Verdict]:
-    return [check_claim(records, spec) for spec in golden.claims]
+def check_claims(records: list[dict], golden: Golden, resamples: int = 1000, seed: int = 0) -> list[Verdict]:
+    return [check_claim(records, spec, resamples, seed) for spec in golden.claims]
 
 
 def failure_message(verdict: Verdict, spec: NumberSpec | ClaimSpec) -> str:

@@ -109,13 +109,14 @@ def number_ranges(runs: list[RecordedRun], margin: float, max_spread: float,
     return entries, unpinned, wide_ranges
 
 
-def paper_claims(runs: list[list[dict]]) -> tuple[list[dict], dict[str, list[bool]]]:
-    """The paper's claims (raw TOML tables) that hold in every run, and every claim's verdict per run."""
+def paper_claims(runs: list[list[dict]]) -> tuple[list[dict], dict[str, list[str]]]:
+    """The paper's claims (raw TOML tables) that pass in every run, and every claim's verdict per run
+    ("PASS", "FAIL" or "INCONCLUSIVE")."""
     golden = load_golden(PAPER)
     raw = {c["name"]: c for c in tomllib.loads(PAPER.read_text()).get("claim", [])}
-    verdicts = {c.name: [check_claim(records, c).passed for records in runs] for c in golden.claims}
+    verdicts = {c.name: [check_claim(records, c).label for records in runs] for c in golden.claims}
     holding = [{k: v for k, v in raw[name].items() if k != "profiles"}
-               for name, ok in verdicts.items() if all(ok)]
+               for name, labels in verdicts.items() if all(label == "PASS" for label in labels)]
     return holding, verdicts
 
 
@@ -153,9 +154,11 @@ def write_golden(path: Path, profile: Profile, seeds: list[int], runs: list[Reco
                           "python": platform.python_version(),
                           "environments": environments,
                           "runs": [run.label for run in runs],
-                          "claims_not_holding": sorted(n for n, ok in verdicts.items() if not all(ok)),
-                          "claim_verdicts_per_run": {n: "".join("P" if v else "F" for v in ok)
-                                                     for n, ok in verdicts.items()},
+                          "claims_not_holding": sorted(n for n, labels in verdicts.items()
+                                                       if any(label != "PASS" for label in labels)),
+                          # per run: P(ass), F(ail) or I(nconclusive)
+                          "claim_verdicts_per_run": {n: "".join(label[0] for label in labels)
+                                                     for n, labels in verdicts.items()},
                           "unpinned": unpinned, "wide": wide}),
     ]
     lines += [_table("[number]", e) for e in numbers]

@@ -57,8 +57,9 @@ def environment_line(diffs: list[str], golden: Golden, strict: bool) -> str:
             f"{'; '.join(diffs)}; {consequence}")
 
 
-def _rows(verdicts: list[Verdict], with_source: bool) -> list[list[str]]:
-    return [[v.name, v.expected, v.measured, v.label] + ([v.source] if with_source else []) for v in verdicts]
+def _rows(verdicts: list[Verdict], with_source: bool, with_sampling: bool) -> list[list[str]]:
+    return [[v.name, v.expected, v.measured, v.label] + ([v.sampling or "-"] if with_sampling else [])
+            + ([v.source] if with_source else []) for v in verdicts]
 
 
 def render_verdict(numbers: list[Verdict], claims: list[Verdict], golden: Golden, run_dir: Path, profile: str,
@@ -74,12 +75,18 @@ def render_verdict(numbers: list[Verdict], claims: list[Verdict], golden: Golden
                      "its numbers are not expected to hold here")
     for title, verdicts in (("Numbers", numbers), ("Claims", claims)):
         if verdicts:
-            table = tabulate(_rows(verdicts, markdown), headers, tablefmt="github", maxcolwidths=widths,
+            sampling = any(v.sampling for v in verdicts)
+            heads = headers[:4] + (["vs the paper's sampling error"] if sampling else []) + headers[4:]
+            table = tabulate(_rows(verdicts, markdown, sampling), heads, tablefmt="github",
+                             maxcolwidths=None if widths is None else widths + [None] * sampling,
                              disable_numparse=True)
             parts.append(f"{'## ' if markdown else ''}{title}\n\n{table}")
     everything = numbers + claims
     failed, excused = sum(v.failed for v in everything), sum(v.excused and not v.passed for v in everything)
     last = f"{sum(v.passed for v in everything)} passed, {failed} failed"
+    inconclusive = sum(v.inconclusive for v in everything)
+    if inconclusive:
+        last += f", {inconclusive} inconclusive (the 95% interval straddles the threshold)"
     if excused:
         last += f", {excused} outside ranges recorded in another environment (not failed)"
     parts.append(last)
@@ -88,8 +95,9 @@ def render_verdict(numbers: list[Verdict], claims: list[Verdict], golden: Golden
 
 def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) -> int:
     """Check RUN_DIR/results.jsonl against a golden file (default: the one for the run's profile), print the
-    verdict table, write RUN_DIR/report/verdict.md; return 0 if every check passed, else 1. A range missed
-    in an environment the file was not recorded in is excused unless `strict`; claims always count."""
+    verdict table, write RUN_DIR/report/verdict.md; return 1 on any FAIL (with `strict`, also on an
+    INCONCLUSIVE claim), else 0. A range missed in an environment the file was not recorded in is excused
+    unless `strict`; claims always count."""
     run_dir = Path(run_dir)
     results = run_dir / "results.jsonl"
     records = read_results(results)
@@ -100,7 +108,8 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
     if not spec.numbers and not spec.claims:
         raise ReproError(f"{spec.path}: no [[number]] or [[claim]] entries: nothing to verify")
     diffs = environment_differences(run_dir, spec)
-    numbers, claims = check_numbers(records, spec), check_claims(records, spec)
+    resamples, seed = bootstrap_settings(run_dir)
+    numbers, claims = check_numbers(records, spec), check_claims(records, spec, resamples, seed)
     if diffs and not strict:
         numbers = [replace(v, excused=True) for v in numbers]
     env_line = environment_line(diffs, spec, strict)
@@ -112,4 +121,13 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
                                                        environment=env_line))
     except OSError as exc:  # a read-only run (an archive, a colleague's share) is still verified
         print(f"pulse-repro: verdict not written to {out / 'verdict.md'}: {exc.strerror}", file=sys.stderr)
-    return 0 if not any(v.failed for v in numbers + claims) else 1
+    return 1 if any(v.failed or (strict and v.inconclusive) for v in numbers + claims) else 0
+
+
+def bootstrap_settings(run_dir: Path) -> tuple[int, int]:
+    """(resamples, seed) of the run's profile, for the claims' intervals; the defaults without one."""
+    try:
+        profile = json.loads((run_dir / "profile.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 1000, 0
+    return int(profile.get("eval", {}).get("bootstrap_resamples", 1000)), int(profile.get("seed", 0))
