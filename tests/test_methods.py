@@ -162,3 +162,24 @@ def test_the_readme_shows_simnpo_as_it_ships():
     shipped = (root / "repro" / "train" / "methods" / "simnpo.py").read_text()
     code = shipped[shipped.index("from torch import Tensor"):].strip()
     assert f"```python\n{code}\n```" in (root / "README.md").read_text()
+
+
+def test_the_added_methods_run_under_all_and_sit_in_the_report(tmp_path, monkeypatch):
+    """SimNPO and KL_Min chosen from the command line, with a parameter set there: `all` runs them beside GA
+    and the report names them."""
+    from repro.cli import main
+    from repro.experiments.results import read_results
+    from small_model import MICRO
+
+    monkeypatch.setenv("PULSE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    sets = [x for o in [*MICRO, 'unlearn.methods=["ga", "simnpo", "kl_min"]', "unlearn.simnpo.gamma=0.5"]
+            for x in ("--set", o)]
+    assert main(["all", "--no-verify", "--out", str(out), *sets]) == 0
+    records = read_results(out / "results.jsonl")
+    for experiment in ("finetuned", "pretrained", "sustainability"):
+        assert {r["method"] for r in records if r["experiment"] == experiment} == {"ga", "simnpo", "kl_min"}
+    after = {r["method"]: r["model"] for r in records if r["experiment"] == "finetuned" and r["step"] == 1}
+    assert len(set(after.values())) == 3  # three different unlearned models
+    tables = (out / "report" / "tables.md").read_text()
+    assert "SimNPO" in tables and "KL_Min" in tables

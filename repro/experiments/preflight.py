@@ -215,7 +215,8 @@ def preflight(profile: Profile, units: Path | None = None) -> Preflight:
     pf.lines.append(f"{'data':<10}{len(fictional)} fictional people (pool {s.fictional_pool}; Table A "
                     f"{TABLE_A['fictional']}), {len(celebrities)} celebrities (Table A: "
                     f"{TABLE_A['celebrities scored']} scored, {TABLE_A['celebrities kept']} kept; here "
-                    f"{s.celebrity_keep}), {len(mmbench)} MMBench questions")
+                    f"{s.celebrity_keep}), {len({it.group for it in mmbench})} MMBench questions "
+                    f"({len(mmbench)} rows with their circular copies)")
     if len(fictional) < s.fictional_pool:
         pf.problems.append(f"only {len(fictional)} fictional people, splits.fictional_pool is {s.fictional_pool}: "
                            "check data.mllmu, or lower splits.fictional_pool")
