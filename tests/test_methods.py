@@ -167,9 +167,10 @@ def test_the_readme_shows_simnpo_as_it_ships():
 def test_the_added_methods_run_under_all_and_sit_in_the_report(tmp_path, monkeypatch):
     """SimNPO and KL_Min chosen from the command line, with a parameter set there: `all` runs them beside GA
     and the report names them."""
+    from small_model import MICRO
+
     from repro.cli import main
     from repro.experiments.results import read_results
-    from small_model import MICRO
 
     monkeypatch.setenv("PULSE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
