@@ -131,7 +131,11 @@ def test_check_disjoint_catches_shared_image(n_u, n_r, data):
 
 def test_check_disjoint_keys_differ_across_configs():
     # Fictional and celebrity IDs overlap in MLLMU-Bench; the key tells them apart.
-    check_disjoint([person(1, "Full_Set")], [person(1, "Retain_Set", image=b"celeb")])
+    fictional, celebrity = person(1, "Full_Set"), person(1, "Retain_Set", image=b"celeb")
+    assert fictional.id == celebrity.id and fictional.key != celebrity.key
+    check_disjoint([fictional], [celebrity])  # two people: no error
+    with pytest.raises(ReproError, match="Full_Set/001"):  # the same ID in the same config is one person
+        check_disjoint([fictional], [person(1, "Full_Set", image=b"celeb")])
 
 
 # --- celebrity selection ----------------------------------------------------------------------
