@@ -1,10 +1,14 @@
-"""Shared pytest options: `--results RUN_DIR` checks a finished run against golden/paper.toml."""
+"""Shared pytest options and session state: `--results RUN_DIR` checks a finished run against
+golden/paper.toml; one torch thread (tests/threads.py); one kit cache per test session, where each base model
+is pre-trained once (docs/testing.md, "Tiers")."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from small_model import MICRO
+from threads import threads
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,3 +31,25 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     mp.setenv("PULSE_CACHE", str(tmp_path_factory.mktemp("pulse-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    with threads(1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def micro_base(isolated_cache, tmp_path_factory):
+    """(profile, base key) of MICRO, its base model pre-trained once into the session's cache: every test
+    that opens a MICRO session there (whatever its run directory or unit store) loads it from the cache."""
+    from repro.choices import load_profile
+    from repro.experiments.session import Session
+    from repro.experiments.store import base_model_path
+
+    profile = load_profile("tiny", MICRO)
+    where = tmp_path_factory.mktemp("micro-base")
+    session = Session(profile, where / "run", units=where / "units")
+    session.models  # noqa: B018 (pre-trains the base model, or finds it cached)
+    assert base_model_path(session.base_key).exists()
+    return profile, session.base_key
