@@ -24,6 +24,7 @@ def _bench(capsys, *extra: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_bench_json_has_every_key_and_the_scorers_agree(tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -102,6 +103,7 @@ SMALL_SHAPE = ["model.text_layers=1", "model.text_hidden=64", "model.text_interm
                "finetune.batch_size=2", "unlearn.batch_size=2", "eval.batch_size=4"]
 
 
+@pytest.mark.slow
 def test_the_shape_path_fills_the_vocabulary_and_projects_the_paper_grid(capsys):
     args = ["bench", "--json", "--shape", "llava-1.5-13b", "--items", "6", "--steps", "2"]
     for o in SMALL_SHAPE:

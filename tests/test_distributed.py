@@ -70,6 +70,7 @@ def _by_identity(run: Path) -> dict:
     return {tuple(r[f] for f in IDENTITY): r for r in read_results(run / "results.jsonl")}
 
 
+@pytest.mark.slow
 def test_evaluation_of_one_model_is_exactly_the_single_process_one(runs):
     one, two = runs
     a, b = _by_identity(one), _by_identity(two)
@@ -88,6 +89,7 @@ def test_evaluation_of_one_model_is_exactly_the_single_process_one(runs):
     assert len(same) >= 3, same
 
 
+@pytest.mark.slow
 def test_training_is_within_tolerance_of_the_single_process_one(runs):
     one, two = runs
     a, b = _by_identity(one), _by_identity(two)
@@ -114,6 +116,7 @@ def _base_weights(cache: Path, base_key: str) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_only_rank_zero_writes_artefacts(runs):
     _, two = runs
     lines = (two / "results.jsonl").read_text().splitlines()
@@ -162,6 +165,7 @@ if distributed.is_main():
 """
 
 
+@pytest.mark.slow
 def test_optimise_two_processes_equals_one(tmp_path):
     """The gradient reduction itself, on a loss that is a mean over examples and has no dropout: two
     processes give one process's weights and losses up to float summation order, both when the

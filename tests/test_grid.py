@@ -38,6 +38,7 @@ def test_protocol_cells_cover_every_experiment_in_the_order_all_runs_them():
         "modality-ga-proj_llm", "modality-ga-llm"]
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_single_process_results(one_thread, tmp_path, capsys):
     serial = tmp_path / "serial"
     run_protocol(load_profile("tiny", MICRO), serial, serial / "units")
@@ -52,6 +53,7 @@ def test_jobs_2_gives_the_single_process_results(one_thread, tmp_path, capsys):
     assert (parallel / "report").is_dir()
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_named_with_its_log(one_thread, tmp_path, capsys):
     """A failure only the cell meets (the pre-flight in `all` passed): the first cell's directory holds a run
     of another profile, so that cell stops; the grid names it and its log."""

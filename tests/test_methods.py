@@ -164,6 +164,7 @@ def test_the_readme_shows_simnpo_as_it_ships():
     assert f"```python\n{code}\n```" in (root / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_added_methods_run_under_all_and_sit_in_the_report(tmp_path, monkeypatch):
     """SimNPO and KL_Min chosen from the command line, with a parameter set there: `all` runs them beside GA
     and the report names them."""

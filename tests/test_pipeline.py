@@ -13,6 +13,8 @@ from repro.cli import main
 from repro.experiments.results import read_results
 from repro.experiments.runner import run_protocol
 
+pytestmark = pytest.mark.slow  # the whole protocol end to end
+
 
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory):

@@ -191,6 +191,7 @@ def _killed_run(tmp_path: Path, point: str, n: int) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_sigkill_after_first_finetuned_request_resumes_to_the_clean_results(clean_run, tmp_path):
     """`python -m repro all` killed from outside (SIGKILL) once the first unlearning request is recorded."""
     run_dir = tmp_path / "run"
@@ -204,6 +205,7 @@ def test_sigkill_after_first_finetuned_request_resumes_to_the_clean_results(clea
     assert_resumes_to_clean(run_dir, clean_run)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("point", "n"), [
     ("mid-finetune", 2),            # the fine-tune's second step: no fine-tuned model on disk yet
     ("between-sustainability", 2),  # request 2 of the first method recorded, request 3 not started
@@ -223,6 +225,7 @@ def test_sigkill_at_a_point_resumes_to_the_clean_results(clean_run, tmp_path, po
     assert_resumes_to_clean(run_dir, clean_run)
 
 
+@pytest.mark.slow
 def test_exception_mid_request_resumes_in_process(clean_run, tmp_path, monkeypatch):
     """An exception (not a kill) raised by the fifth evaluation (after the first unlearning request) leaves a
     resumable run."""
@@ -247,6 +250,7 @@ def test_exception_mid_request_resumes_in_process(clean_run, tmp_path, monkeypat
 # ---------------------------------------------------------------- divergence
 
 
+@pytest.mark.slow
 def test_a_diverging_method_is_recorded_and_the_grid_goes_on(clean_run, tmp_path, monkeypatch):
     spec = methods_mod.METHODS.get("ga_klr")
     calls = {"n": 0}
@@ -358,7 +362,7 @@ def test_a_model_directory_without_safetensors_is_refused(tmp_path, capsys):
     assert not (out / "results.jsonl").exists() or not read_results(out / "results.jsonl")
 
 
-def test_a_data_source_missing_a_config_is_refused(clean_run, tmp_path, capsys):
+def test_a_data_source_missing_a_config_is_refused(tmp_path, capsys):
     from repro.experiments.data import RunData
 
     world = RunData(micro_profile()).mllmu_root
@@ -376,6 +380,7 @@ def test_a_data_source_missing_a_config_is_refused(clean_run, tmp_path, capsys):
 # ---------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_results(clean_run, tmp_path, monkeypatch):
     """A second run from nothing (its own cache: the base model is pre-trained again) matches byte for byte."""
     monkeypatch.setenv("PULSE_CACHE", str(tmp_path / "cache"))
@@ -385,7 +390,7 @@ def test_same_seed_gives_identical_results(clean_run, tmp_path, monkeypatch):
     assert (run_dir / "manifest.json").read_bytes() == (clean_run / "manifest.json").read_bytes()
 
 
-def test_different_seeds_give_different_splits(clean_run, tmp_path):
+def test_different_seeds_give_different_splits(tmp_path):
     from repro.data.splits import build_fictional_splits
     from repro.experiments.data import RunData
 
@@ -403,6 +408,7 @@ def test_different_seeds_give_different_splits(clean_run, tmp_path):
     assert build_fictional_splits(people, profile.splits, 0) == a
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_refused_before_the_fine_tune_starts(clean_run, tmp_path, capsys, monkeypatch):
     from collections import namedtuple
 

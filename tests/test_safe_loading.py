@@ -131,6 +131,7 @@ def _pickle_artefacts(root: Path) -> list[str]:
     return bad
 
 
+@pytest.mark.slow
 def test_a_micro_run_writes_no_pickle_artefact(tmp_path):
     import torch
 

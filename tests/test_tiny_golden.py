@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from small_model import WORD_LEVEL_TOKENS
+from threads import machine_threads
 
 from repro.choices import load_profile
 from repro.eval.items import person_items
@@ -26,6 +27,8 @@ TINY = load_golden(TINY_FILE) if TINY_FILE.exists() else None
 NUMBERS = TINY.numbers if TINY else []
 CLAIMS = TINY.claims if TINY else []
 
+pytestmark = pytest.mark.slow  # the tiny profile's whole protocol (minutes)
+
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
@@ -33,7 +36,8 @@ def tiny_run(tmp_path_factory):
     seed = TINY.meta["seeds"][0] if TINY else 0
     profile = load_profile("tiny", [f"seed={seed}"])
     run_dir = tmp_path_factory.mktemp("tiny-run")
-    run_protocol(profile, run_dir)
+    with machine_threads():  # as golden/tiny.toml's runs were made (their environments name the threads)
+        run_protocol(profile, run_dir)
     return profile, run_dir
 
 
