@@ -2,6 +2,7 @@
 
     nox -l                                              list the sessions
     nox -s tests                                        the CPU suite, what CI runs (posargs go to pytest)
+    nox -s fast                                         the fast tier: pytest -m "not slow" (under a minute)
     nox -s golden-avx2                                  the tiny golden test as an AVX2 CPU runs it (caps set)
     nox -s lint                                         ruff
     nox -s sustainability -- --profile llava-1.5-13b    pulse-repro run sustainability --profile llava-1.5-13b
@@ -61,6 +62,13 @@ def tests(session: nox.Session) -> None:
     """The CPU test suite (the README's test command); posargs go to pytest."""
     install_kit(session)
     session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session(default=False)
+def fast(session: nox.Session) -> None:
+    """The fast tier, for the development loop: every test not marked slow (docs/testing.md)."""
+    install_kit(session)
+    session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs)
 
 
 @nox.session(name="golden-avx2", default=False)
