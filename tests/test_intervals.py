@@ -164,6 +164,7 @@ def seeds_run(tmp_path_factory):
     return root / "runs", code, built
 
 
+@pytest.mark.slow
 def test_seeds_run_once_each_on_one_world_and_one_base_model(seeds_run):
     parent, code, built = seeds_run
     assert code == 0
@@ -176,6 +177,7 @@ def test_seeds_run_once_each_on_one_world_and_one_base_model(seeds_run):
     assert all(r["ci_low"] <= r["accuracy"] <= r["ci_high"] for r in records if r["n"])
 
 
+@pytest.mark.slow
 def test_the_report_across_seeds_has_spread_intervals_claims_and_figures(seeds_run):
     parent, _, _ = seeds_run
     text = (parent / "report" / "tables.md").read_text()
