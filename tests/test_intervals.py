@@ -185,3 +185,33 @@ def test_the_report_across_seeds_has_spread_intervals_claims_and_figures(seeds_r
     assert "of 2" in text  # how many seeds each claim holds in
     assert (parent / "report" / "figure3.png").stat().st_size > 1000
     assert (parent / "report" / "figure4.png").stat().st_size > 1000
+
+
+# ---- the report's intervals ------------------------------------------------------------------------------
+
+
+def test_the_reports_intervals_are_paired_where_the_people_are_the_same():
+    """Figure 3's retained% of a request that keeps every person's score exactly: paired, no spread at all;
+    resampled independently, it would spread widely. An accuracy's interval brackets it; a record without
+    clusters has none."""
+    from repro.report.evidence import Evidence
+    from repro.report.tables import render_tables
+    from repro.report.views import accuracy_interval, figure3_cells, figure3_interval
+
+    people = [0, 5, 1, 4, 2, 5, 3, 0]
+    retain = [_record("retain", step, people) for step in (0, 1)]  # every person keeps their score
+    unlearn = [_record("unlearn", 0, [5, 3]), _record("unlearn", 1, [1, 2])]
+    mmbench = [{**_record("mmbench", step, [4]), "per_cluster": {}} for step in (0, 1)]  # no clusters
+    records = retain + unlearn + mmbench
+    ev = Evidence(records, 1000, 0)
+    (cells,) = figure3_cells(records)["finetuned"].values()
+    assert figure3_interval(ev, "retained_retain", *cells["retained_retain"]) is None  # exactly 100% each draw
+    low, high = figure3_interval(ev, "forgotten_unlearn", *cells["forgotten_unlearn"])
+    forgotten = 100 - 100 * (0.3 / 0.8)  # 80% -> 30% of the answers
+    assert low < forgotten < high and high - low < 40
+    low, high = accuracy_interval(ev, cells["retained_retain"][0])
+    assert low < retain[0]["accuracy"] < high
+    assert accuracy_interval(ev, cells["retained_mmbench"][0]) is None
+    row = next(line for line in render_tables(records, ev).splitlines() if line.startswith("| finetuned"))
+    cells_text = [c.strip() for c in row.strip("|").split("|")]
+    assert cells_text[2].startswith(f"{forgotten:.1f} [") and cells_text[3] == "100.0"  # paired: no spread

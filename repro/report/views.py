@@ -4,7 +4,6 @@ resamples, repro/report/evidence.py) or the mean over several seeds' runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -17,11 +16,6 @@ TARGET_NAMES = {"proj+llm": "Proj, LLM", "llm": "LLM"}
 FIGURE3_AXES = (("unlearn", "forgotten_unlearn"), ("retain", "retained_retain"), ("mmbench", "retained_mmbench"))
 
 Sel = dict[str, Any]
-
-
-def lookup(records: Iterable[dict], **match) -> float | None:
-    """The accuracy of the one record matching every field given, or None."""
-    return value_of(list(records), match)
 
 
 def methods_in(records: list[dict], experiment: str) -> list[str]:
