@@ -185,3 +185,26 @@ def test_the_added_methods_run_under_all_and_sit_in_the_report(tmp_path, monkeyp
     assert len(set(after.values())) == 3  # three different unlearned models
     tables = (out / "report" / "tables.md").read_text()
     assert "SimNPO" in tables and "KL_Min" in tables
+
+
+def test_npo_and_simnpo_need_a_positive_beta():
+    from repro.errors import ReproError
+    from repro.train.losses import npo_loss
+
+    logits, labels = torch.randn(1, 4, 5), torch.tensor([[-100, -100, 1, 2]])
+    for beta in (0.0, -1.0):
+        with pytest.raises(ReproError, match="beta > 0"):
+            npo_loss(torch.zeros(2), torch.zeros(2), beta)
+        with pytest.raises(ReproError, match="beta > 0"):
+            simnpo_loss(logits, labels, beta, 0.0)
+
+
+def test_simnpo_counts_every_answer_token_wherever_it_starts():
+    """An answer from the second position on, and a one-token answer: |y| is every answer token."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 5, 7, generator=g)
+    labels = torch.tensor([[-100, 3, 4, 5, 6], [-100, -100, -100, -100, 2]])
+    sums, lengths = _answer_logprobs_one_by_one(logits, labels)
+    assert lengths == [4, 1]
+    expected = -(2 / 2.5) * sum(math.log(1 / (1 + math.exp(2.5 * s / n))) for s, n in zip(sums, lengths)) / 2
+    assert simnpo_loss(logits, labels, 2.5, 0.0).item() == pytest.approx(expected, rel=1e-5)
