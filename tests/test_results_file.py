@@ -66,3 +66,18 @@ def test_a_record_offered_again_with_another_value_keeps_the_first(tmp_path):
     again = [{**r, "accuracy": r["accuracy"] + 1.0} for r in APPENDS[0]]
     ResultsFile(path).append(again + APPENDS[1])
     assert path.read_text() == lines(APPENDS[0] + APPENDS[1])
+
+
+def test_repairing_a_torn_last_line_keeps_every_complete_line_and_skips_what_is_not_a_record(tmp_path):
+    from repro.experiments.results import read_results
+
+    path = tmp_path / "results.jsonl"
+    records = [{"experiment": "finetuned", "method": "ga", "target": "proj+llm", "step": s, "split": "unlearn",
+                "modality": "all", "accuracy": 50.0, "n": 10, "profile": "tiny", "seed": 0} for s in range(3)]
+    whole = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    # a JSON line that is no record (a string naming every field), and a torn last line
+    not_a_record = json.dumps(" ".join(records[0])) + "\n"
+    path.write_text(whole + not_a_record + json.dumps(records[0])[:25])
+    assert read_results(path) == records  # neither is ever data
+    ResultsFile(path)  # the repair cuts the torn line only
+    assert path.read_text() == whole + not_a_record
