@@ -53,3 +53,16 @@ def micro_base(isolated_cache, tmp_path_factory):
     session.models  # noqa: B018 (pre-trains the base model, or finds it cached)
     assert base_model_path(session.base_key).exists()
     return profile, session.base_key
+
+
+@pytest.fixture(scope="module")
+def entrypoint():
+    """docker/entrypoint.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docker" / "entrypoint.py"
+    spec = importlib.util.spec_from_file_location("pulse_entrypoint", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -10,7 +10,6 @@ The image's torch is a CUDA build; here it is a CPU build, so PULSE_TORCH_CUDA s
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,12 +27,6 @@ NO_GPU = {"cuda_available": lambda: False, "hub_reachable": lambda env: True}
 GPU = {"cuda_available": lambda: True, "hub_reachable": lambda env: True}
 
 
-@pytest.fixture(scope="module")
-def entrypoint():
-    spec = importlib.util.spec_from_file_location("pulse_entrypoint", ENTRYPOINT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fake_nvidia_smi(bin_dir: Path, driver: str) -> Path:

@@ -492,12 +492,6 @@ def test_dockerignore_keeps_local_state_out_of_the_context():
 
 # ---- docker/entrypoint.py -----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def entrypoint():
-    spec = importlib.util.spec_from_file_location("pulse_entrypoint", ENTRYPOINT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 IMAGE_ENV = {"PULSE_PROFILE": "llava-1.5-13b", "PULSE_RUNS": "/runs"}
