@@ -14,7 +14,7 @@ from tabulate import tabulate
 from repro.errors import ReproError
 from repro.eval.metrics import CHANCE
 from repro.experiments.results import read_results
-from repro.report.evidence import Evidence
+from repro.report.evidence import Evidence, value_of
 from repro.report.views import (
     METHOD_NAMES,
     accuracy_interval,
@@ -61,8 +61,6 @@ class Cells:
                           figure3_interval(self.ev, axis, before, after))
 
     def accuracy(self, select: dict) -> str:
-        from repro.report.evidence import value_of
-
         return self._with(lambda r: value_of(r, select), accuracy_interval(self.ev, select))
 
 
