@@ -33,6 +33,29 @@ def test_each_rule_reads_the_letter_its_peer_reads(text, mllmu, vlmeval):
 def test_a_letter_early_in_a_long_answer_is_not_vlmevalkits_answer():
     """can_infer_option takes a lone letter only among the last four words."""
     assert vlmevalkit("A is wrong because the shape has corners and no curve at all", OPTIONS) == ""
+    assert vlmevalkit("A is not the shape", OPTIONS) == ""     # fifth word from the end: too early
+    assert vlmevalkit("B is the shape", OPTIONS) == "B"        # fourth from the end: taken
+
+
+@pytest.mark.parametrize(("text", "letter"), [
+    ("The correct answer is **b**", "B"),   # no lone capital letter: the spelled-out answer, upper-cased
+    ("the answer is c", "C"),
+    ("The answer is e", ""),                # a letter that is no option
+    ("Z. The answer is apple", ""),         # a lone Z is VLMEvalKit's refusal, before any spelled-out answer
+    ("Answer: AX", ""),                     # a letter glued to another is not a lone letter
+])
+def test_vlmevalkits_spelled_out_answer_and_refusal(text, letter):
+    assert vlmevalkit(text, OPTIONS) == letter
+
+
+def test_vlmevalkit_reads_an_options_text_only_in_an_answer_at_most_twice_the_options_length():
+    """can_infer_text gives up on an answer longer than twice the options' texts together (20 characters
+    here): at exactly 40 characters it still reads one."""
+    assert sum(map(len, OPTIONS.values())) == 20
+    at_limit = "it looks like a square shape to me, i sa"
+    assert len(at_limit) == 40 and vlmevalkit(at_limit, OPTIONS) == "B"
+    over = "it looks like a square shape to me and to you, i say so"
+    assert 40 < len(over) <= 60 and vlmevalkit(over, OPTIONS) == ""
 
 
 @pytest.mark.parametrize(("override", "named"), [
