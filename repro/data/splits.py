@@ -12,11 +12,11 @@ import json
 import math
 import os
 import random
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from repro.atomic import atomic_write_text
 from repro.config import Profile, SplitConfig
 from repro.data.records import Person
 from repro.errors import DataError, ReproError
@@ -114,20 +114,8 @@ def build_manifest(
 
 
 def write_manifest(manifest: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write JSON atomically: a reader sees the old manifest or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, sort_keys=True, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The manifest as sorted, indented JSON, written atomically."""
+    atomic_write_text(path, json.dumps(manifest, sort_keys=True, indent=2) + "\n")
 
 
 def load_scores(path: str | os.PathLike[str]) -> dict[str, float]:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from repro import distributed
+from repro.atomic import atomic_write_text
 from repro.choices import check_choices
 from repro.config import Profile
 from repro.data.records import Person
@@ -19,7 +20,6 @@ from repro.eval.items import person_items
 from repro.eval.metrics import person_accuracy
 from repro.experiments.results import ResultsFile
 from repro.experiments.session import Session
-from repro.experiments.store import atomic_write_text
 from repro.experiments.unlearn import unlearn_request
 from repro.train.loop import Diverged
 

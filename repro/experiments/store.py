@@ -1,5 +1,5 @@
 """Where the kit's work is kept, and how: the cache shared by every run (the miniature world, the pre-trained
-tiny base model, the unit store), and one atomic writer for every artefact.
+tiny base model, the unit store), and the atomic writer of tensors (text: repro/atomic.py).
 
 Units (fine-tuned models, unlearning adapters, predictions) are named by a content key of exactly what they
 depend on (repro/experiments/keys.py) and kept in a store shared by run directories: by default
@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from repro import distributed
+from repro.atomic import atomic_write_text
 from repro.environment import numeric_tag
 from repro.experiments.disk import require_free
 
@@ -46,13 +47,6 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
     os.replace(tmp, path)
 
 
