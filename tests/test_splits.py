@@ -95,6 +95,9 @@ def test_fictional_splits_reject_bad_config():
         build_fictional_splits(people(200), SplitConfig(fictional_pool=50, unlearn=50), 0)
     with pytest.raises(ReproError, match="duplicate"):
         build_fictional_splits(people(150) + [person(3)], SplitConfig(), 0)
+    for bad in (SplitConfig(shards=0), SplitConfig(unlearn=0)):  # each bound on its own
+        with pytest.raises(ReproError, match="need 1 <= shards"):
+            build_fictional_splits(people(200), bad, 0)
 
 
 def test_fictional_splits_refuse_shared_image():
@@ -216,6 +219,11 @@ def test_selection_rejects_inconsistent_sizes():
         select_celebrities(
             scores, SplitConfig(celebrity_keep=45, celebrity_unlearn=20, celebrity_retain=20), 0
         )
+    for unlearn, retain in ((0, 45), (45, 0)):  # sizes that add up but leave one split empty
+        with pytest.raises(ReproError, match="both at least 1"):
+            select_celebrities(
+                scores, SplitConfig(celebrity_keep=45, celebrity_unlearn=unlearn, celebrity_retain=retain), 0
+            )
 
 
 # --- manifest, scores file, data hash ---------------------------------------------------------
@@ -230,7 +238,7 @@ def _profile(seed: int = 3) -> Profile:
 def test_manifest_round_trip(tmp_path):
     scores = {f"Retain_Set/{i:03d}": 100.0 - (i % 30) for i in range(153)}
     m = build_manifest(_profile(), people(500), scores, "abc")
-    assert (m["profile"], m["seed"], m["source_hash"]) == ("t", 3, "abc")
+    assert (m["profile"], m["seed"], m["split_seed"], m["source_hash"]) == ("t", 3, 3, "abc")
     assert m["fictional"] == build_fictional_splits(people(500), SplitConfig(), 3)
     assert m["celebrities"] == select_celebrities(scores, SplitConfig(), 3)
     assert build_manifest(_profile(), people(500), None, "abc")["celebrities"] is None
@@ -259,8 +267,22 @@ def test_load_scores(tmp_path):
         with pytest.raises(DataError, match=match) as exc:
             load_scores(f)
         assert str(f) in str(exc.value)
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match="cannot read") as exc:
         load_scores(tmp_path / "missing.json")
+    assert str(tmp_path / "missing.json") in str(exc.value)
+    f.write_text("[1, 2]")
+    with pytest.raises(DataError, match="got list"):  # says what it found
+        load_scores(f)
+
+
+def test_load_scores_takes_the_whole_percent_range_and_nothing_beyond(tmp_path):
+    f = tmp_path / "scores.json"
+    f.write_text(json.dumps({"Retain_Set/001": 0, "Retain_Set/002": 0.5, "Retain_Set/003": 100}))
+    assert load_scores(f) == {"Retain_Set/001": 0.0, "Retain_Set/002": 0.5, "Retain_Set/003": 100.0}
+    for bad in (-0.5, 100.5, float("nan")):
+        f.write_text(json.dumps({"Retain_Set/004": bad}))
+        with pytest.raises(DataError, match="Retain_Set/004"):
+            load_scores(f)
 
 
 def test_data_hash(tmp_path):
@@ -280,3 +302,7 @@ def test_data_hash(tmp_path):
     assert data_hash([a, b]) != data_hash(a)
     with pytest.raises(ReproError, match="does not exist"):
         data_hash(tmp_path / "nope")
+    # a single file hashes like a directory holding only it
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "x.bin").write_bytes(b"hello")
+    assert data_hash(a / "x.bin") == data_hash(tmp_path / "c") != data_hash(b / "sub" / "z.bin")
