@@ -26,7 +26,7 @@ from repro.environment import (
 from repro.errors import ReproError
 from repro.report.golden import load_golden
 from repro.report.record import RecordedRun, covered_environments, number_ranges, record_golden
-from repro.report.verify import verify_run
+from repro.report.verify import bootstrap_settings, verify_run
 
 SEL = {"experiment": "finetuned", "method": "ga", "target": "proj+llm", "step": 1, "split": "unlearn",
        "modality": "all"}
@@ -42,7 +42,8 @@ def record(accuracy: float, **fields) -> dict:
 
 
 def run(isa: str, seed: int, accuracy: float, **fields) -> RecordedRun:
-    return RecordedRun(isa, seed, [record(accuracy, **fields)], env("AVX2" if isa == "avx2" else "AVX512"))
+    return RecordedRun(isa, seed, [record(accuracy, **fields)], env("AVX2" if isa == "avx2" else "AVX512"),
+                       (1000, seed))
 
 
 # ---- the environment --------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def test_unpinned_and_wide_ranges_say_where_the_spread_comes_from():
                         "20.0 between instruction sets")]
     _entries, unpinned, wide = number_ranges(runs, margin=1.0, max_spread=45.0)
     assert unpinned == [] and len(wide) == 1 and wide[0].startswith("finetuned_ga_proj_llm_1_unlearn_all [9.0, 51.0]")
-    missing = runs[:3] + [RecordedRun(NATIVE, 1, [], env("AVX512"))]
+    missing = runs[:3] + [RecordedRun(NATIVE, 1, [], env("AVX512"), (1000, 1))]
     _, unpinned, _ = number_ranges(missing, margin=1.0, max_spread=45.0)
     assert unpinned == ["finetuned_ga_proj_llm_1_unlearn_all: not measured in AVX512 seed 1 (a request diverged)"]
 
@@ -129,6 +130,7 @@ def fake_runner(values: dict[tuple[str, int], float], capability: dict[str, str]
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "results.jsonl").write_text(json.dumps(record(values[isa, seed])) + "\n")
         (run_dir / "environment.json").write_text(json.dumps(env(capability[isa])))
+        (run_dir / "profile.json").write_text(json.dumps({"seed": seed, "eval": {"bootstrap_resamples": 200 + seed}}))
     return run_one, calls
 
 
@@ -146,6 +148,26 @@ def test_record_writes_ranges_over_all_runs_and_the_environments(tmp_path):
     assert golden.meta["runs"] == ["AVX2 seed 0", "AVX2 seed 1", "AVX512 seed 0", "AVX512 seed 1"]
     [rng] = [n for n in golden.numbers if n.field == "accuracy"]
     assert (rng.low, rng.high) == (38.0, 52.0)
+
+
+def test_record_judges_each_runs_claims_as_verify_judges_that_run(tmp_path, monkeypatch):
+    """A claim kept as holding in every run must hold when `pulse-repro verify` checks any of those runs: each
+    run's claims are judged with its own profile's resamples and seed, as verify does."""
+    import repro.report.record as record_mod
+
+    judged = []
+    real = record_mod.check_claim
+
+    def spy(records, spec, resamples, seed):
+        judged.append((records[0]["accuracy"], resamples, seed))
+        return real(records, spec, resamples, seed)
+
+    monkeypatch.setattr(record_mod, "check_claim", spy)
+    run_one, _ = fake_runner({(NATIVE, 0): 40.0, (NATIVE, 3): 44.0}, {NATIVE: "AVX512"})
+    record_golden(load_profile("tiny"), [0, 3], [NATIVE], tmp_path / "g.toml", tmp_path / "runs", 2.0, 30.0,
+                  "cmd", [], run_one)
+    assert set(judged) == {(40.0, 200, 0), (44.0, 203, 3)}
+    assert bootstrap_settings(tmp_path / "runs" / NATIVE / "seed-3") == (203, 3)
 
 
 def test_record_refuses_a_cap_the_machine_did_not_take(tmp_path):

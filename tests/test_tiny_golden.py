@@ -20,7 +20,7 @@ from repro.experiments.runner import run_protocol
 from repro.experiments.session import Session
 from repro.experiments.unlearn import unlearn_request
 from repro.report.golden import GOLDEN_DIR, check_claim, check_number, failure_message, load_golden
-from repro.report.verify import environment_differences
+from repro.report.verify import bootstrap_settings, environment_differences
 
 TINY_FILE = GOLDEN_DIR / "tiny.toml"
 TINY = load_golden(TINY_FILE) if TINY_FILE.exists() else None
@@ -89,11 +89,12 @@ def test_number(spec, tiny_records, tiny_environment_differs):
 
 
 @pytest.mark.parametrize("spec", CLAIMS, ids=[s.name for s in CLAIMS])
-def test_claim(spec, tiny_records):
+def test_claim(spec, tiny_run, tiny_records):
     """A claim recorded as holding in every recorded run holds on the run's values, and its 95% interval does
     not refute it (it may straddle the threshold: INCONCLUSIVE)."""
     points = [{k: v for k, v in r.items() if k != "per_cluster"} for r in tiny_records]  # values, no spread
-    verdict = check_claim(points, spec)
+    settings = bootstrap_settings(tiny_run[1])  # as `pulse-repro verify` judges the run
+    verdict = check_claim(points, spec, *settings)
     assert verdict.passed, failure_message(verdict, spec)
-    with_intervals = check_claim(tiny_records, spec)
+    with_intervals = check_claim(tiny_records, spec, *settings)
     assert not with_intervals.failed, failure_message(with_intervals, spec)

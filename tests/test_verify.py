@@ -27,6 +27,7 @@ from repro.report.verify import verify_run
 
 PAPER_FILE = GOLDEN_DIR / "paper.toml"
 PAPER = load_golden(PAPER_FILE)
+BOOTSTRAP = (1000, 0)  # resamples, seed: the tiny and paper profiles' (eval.bootstrap_resamples, seed)
 PROFILE = "llava-1.5-13b"
 METHODS = ("ga", "ga_klr", "npo")
 PEOPLE = {("finetuned", "unlearn"): 50, ("finetuned", "retain"): 50, ("pretrained", "unlearn"): 20,
@@ -133,12 +134,12 @@ def test_paper_golden_holds_table_b_as_printed():
 def test_a_run_made_of_the_papers_numbers_passes_everything():
     records = paper_records()
     assert failing(check_numbers(records, PAPER)) == set()
-    assert failing(check_claims(records, PAPER)) == set()
+    assert failing(check_claims(records, PAPER, *BOOTSTRAP)) == set()
 
 
 def test_table_b_alone_passes_every_table_b_check():
     records = table_b_records()
-    table_b = [v for v in check_numbers(records, PAPER) + check_claims(records, PAPER)
+    table_b = [v for v in check_numbers(records, PAPER) + check_claims(records, PAPER, *BOOTSTRAP)
                if v.name.startswith("table_b_")]
     assert len(table_b) == 15 + 3
     assert all(v.passed for v in table_b), [v for v in table_b if not v.passed]
@@ -214,7 +215,7 @@ def test_a_run_violating_one_claim_fails_exactly_that_claim(name):
     else:
         match, value, implied = VIOLATIONS[name]
         records = set_accuracy(paper_records(), value, **match)
-    verdicts = check_claims(records, PAPER)
+    verdicts = check_claims(records, PAPER, *BOOTSTRAP)
     assert failing(verdicts) == {name} | implied
     verdict = next(v for v in verdicts if v.name == name)
     assert "(fails)" in verdict.measured
@@ -257,10 +258,10 @@ threshold = 0.9
     records = [rec("finetuned", m, "proj+llm", s, "mmbench", "all", a, profile="tiny")
                for m in ("ga", "mine") for s, a in ((0, 70.0), (1, 65.0 if m == "ga" else 50.0))]
     assert [v.passed for v in check_numbers(records, g)] == [True]
-    (claim,) = check_claims(records, g)
+    (claim,) = check_claims(records, g, *BOOTSTRAP)
     assert not claim.passed  # the new method "mine" is checked too, since no values are listed
     assert "mine 0.714 (fails)" in claim.measured and "ga 0.929" in claim.measured
-    assert check_claims([r for r in records if r["method"] == "ga"], g)[0].passed
+    assert check_claims([r for r in records if r["method"] == "ga"], g, *BOOTSTRAP)[0].passed
 
 
 def test_missing_records_fail_and_say_missing():
@@ -269,11 +270,11 @@ def test_missing_records_fail_and_say_missing():
     verdict = check_number(records, spec)
     assert not verdict.passed and verdict.measured == "missing"
     assert "record missing" in failure_message(verdict, spec)
-    claims = {v.name: v for v in check_claims(records, PAPER)}
+    claims = {v.name: v for v in check_claims(records, PAPER, *BOOTSTRAP)}
     assert not claims["table_b_llm_only_costs_more_mmbench"].passed
     assert "missing" in claims["table_b_llm_only_costs_more_mmbench"].measured
     assert not claims["finetuned_unlearn_drops"].passed  # no finetuned records at all
-    assert check_claims([], PAPER) and not any(v.passed for v in check_claims([], PAPER))
+    assert check_claims([], PAPER, *BOOTSTRAP) and not any(v.passed for v in check_claims([], PAPER, *BOOTSTRAP))
 
 
 def test_nan_and_zero_before_fail():
@@ -282,7 +283,7 @@ def test_nan_and_zero_before_fail():
     assert check_number(records, spec).measured == "nan" and not check_number(records, spec).passed
     claim = next(c for c in PAPER.claims if c.name == "table_b_proj_llm_mmbench_slight_drop")
     records = set_accuracy(table_b_records(), 0.0, experiment="modality", step=0, split="mmbench")
-    verdict = check_claim(records, claim)
+    verdict = check_claim(records, claim, *BOOTSTRAP)
     assert not verdict.passed and "undefined" in verdict.measured
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from repro import distributed
+from repro.atomic import atomic_write_text
 from repro.config import Profile
 from repro.errors import ReproError
 from repro.experiments.results import read_results
 from repro.experiments.runner import MODALITY_TARGETS, PAPER_TARGET, Runner, conclude, write_outputs
-from repro.atomic import atomic_write_text
 from repro.experiments.store import default_units_dir
 
 POLL_SECONDS = 0.5

@@ -359,9 +359,10 @@ def _values_found(records: list[dict], spec: ClaimSpec) -> list[Any]:
     return sorted(found, key=str)
 
 
-def check_claim(records: list[dict], spec: ClaimSpec, resamples: int = 1000, seed: int = 0) -> Verdict:
+def check_claim(records: list[dict], spec: ClaimSpec, resamples: int, seed: int) -> Verdict:
     """The claim for every value of `over`, each against its 95% interval (repro/report/claims.py): PASS
-    when every value passes, FAIL when one fails, INCONCLUSIVE otherwise."""
+    when every value passes, FAIL when one fails, INCONCLUSIVE otherwise. `resamples` and `seed` are the
+    run's own (its profile's eval.bootstrap_resamples and seed), so every judge of a run draws alike."""
     values = list(spec.values) if spec.values is not None else _values_found(records, spec)
     if not values:
         return Verdict(spec.name, spec.expected, f"missing (no {spec.over} found)", False, spec.source)
@@ -376,7 +377,7 @@ def check_claim(records: list[dict], spec: ClaimSpec, resamples: int = 1000, see
                    inconclusive=verdict == INCONCLUSIVE)
 
 
-def check_claims(records: list[dict], golden: Golden, resamples: int = 1000, seed: int = 0) -> list[Verdict]:
+def check_claims(records: list[dict], golden: Golden, resamples: int, seed: int) -> list[Verdict]:
     return [check_claim(records, spec, resamples, seed) for spec in golden.claims]
 
 

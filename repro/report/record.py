@@ -27,6 +27,7 @@ from repro.environment import NATIVE, NUMERIC_FIELDS, isa_environment
 from repro.errors import ReproError
 from repro.experiments.results import IDENTITY, read_results
 from repro.report.golden import GOLDEN_DIR, check_claim, load_golden
+from repro.report.verify import bootstrap_settings
 
 PAPER = GOLDEN_DIR / "paper.toml"
 
@@ -57,6 +58,7 @@ class RecordedRun:
     seed: int
     records: list[dict]
     environment: dict  # its environment.json
+    bootstrap: tuple[int, int]  # (resamples, seed) its claims are judged with, as verify judges it
 
     @property
     def label(self) -> str:
@@ -109,12 +111,12 @@ def number_ranges(runs: list[RecordedRun], margin: float, max_spread: float,
     return entries, unpinned, wide_ranges
 
 
-def paper_claims(runs: list[list[dict]]) -> tuple[list[dict], dict[str, list[str]]]:
+def paper_claims(runs: list[RecordedRun]) -> tuple[list[dict], dict[str, list[str]]]:
     """The paper's claims (raw TOML tables) that pass in every run, and every claim's verdict per run
     ("PASS", "FAIL" or "INCONCLUSIVE")."""
     golden = load_golden(PAPER)
     raw = {c["name"]: c for c in tomllib.loads(PAPER.read_text()).get("claim", [])}
-    verdicts = {c.name: [check_claim(records, c).label for records in runs] for c in golden.claims}
+    verdicts = {c.name: [check_claim(run.records, c, *run.bootstrap).label for run in runs] for c in golden.claims}
     holding = [{k: v for k, v in raw[name].items() if k != "profiles"}
                for name, labels in verdicts.items() if all(label == "PASS" for label in labels)]
     return holding, verdicts
@@ -134,7 +136,7 @@ def covered_environments(runs: list[RecordedRun]) -> list[dict]:
 def write_golden(path: Path, profile: Profile, seeds: list[int], runs: list[RecordedRun], margin: float,
                  max_spread: float, command: str) -> None:
     numbers, unpinned, wide = number_ranges(runs, margin, max_spread)
-    claims, verdicts = paper_claims([run.records for run in runs])
+    claims, verdicts = paper_claims(runs)
     environments = covered_environments(runs)
     lines = [
         f"# Golden ranges for the `{profile.name}` profile. Written by the kit, not by hand:",
@@ -199,7 +201,8 @@ def record_golden(profile: Profile, seeds: list[int], isas: list[str], out: Path
             if isa != NATIVE and env.get("cpu_capability") != isa.upper():
                 raise ReproError(f"{run_dir}: asked for {isa}, torch dispatched to {env.get('cpu_capability')}: "
                                  "this machine cannot run that instruction set")
-            runs.append(RecordedRun(isa, seed, read_results(run_dir / "results.jsonl"), env))
+            runs.append(RecordedRun(isa, seed, read_results(run_dir / "results.jsonl"), env,
+                                    bootstrap_settings(run_dir)))
     write_golden(out, profile, seeds, runs, margin, max_spread, command)
     print(f"wrote {out}")
     return 0
