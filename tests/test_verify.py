@@ -315,46 +315,98 @@ after = {{ {SEL}, step = 1 }}
 '''
 
 
+RANGE = "min = 0\nmax = 1\n"
+T = "threshold = 1\n"
+NUMBER_KEYS = "experiment, field, max, method, min, modality, name, profiles, source, split, step, target, tolerance, value"
+CLAIM_KEYS = "after, before, kind, name, over, profiles, source, statement, threshold, values"
+NON_INCREASING = '[[claim]]\nname = "c2"\nsource = "s"\nkind = "non_increasing"\n'
+
+
 @pytest.mark.parametrize("text, message", [
-    ("[[number]\n", "not valid TOML"),
-    ("[[numbers]]\nname = 'x'\n", "unknown key 'numbers'"),
-    (NUMBER.replace('name = "n1"\n', ""), "missing key 'name'"),
-    (NUMBER.replace('source = "s"\n', ""), "'n1': missing key 'source'"),
-    (NUMBER.replace('split = "mmbench"\n', ""), "'n1': missing key 'split'"),
-    (NUMBER, "missing key 'value' (with 'tolerance') or 'min' and 'max'"),
-    (NUMBER + "value = 1.0\n", "missing key 'tolerance'"),
-    (NUMBER + "value = 1.0\ntolerance = 1.0\nmin = 0.0\n", "not both"),
-    (NUMBER + "min = 5.0\nmax = 1.0\n", "'min' (5.0) is greater than 'max' (1.0)"),
-    (NUMBER + "value = 1.0\ntolerence = 1.0\n", "unknown key 'tolerence'"),
-    (NUMBER + "value = '1.0'\ntolerance = 1.0\n", "key 'value' must be a number"),
-    (NUMBER + "value = 1.0\ntolerance = -1.0\n", "key 'tolerance' must be >= 0"),
-    (NUMBER.replace("step = 1", 'step = "1"') + "min = 0\nmax = 1\n", "key 'step' must be an integer"),
-    (NUMBER + "min = 0\nmax = 1\nfield = 'loss'\n", "key 'field' must be one of"),
-    (NUMBER + "min = 0\nmax = 1\n" + NUMBER + "min = 0\nmax = 1\n", "'n1': key 'name' is used twice"),
-    (CLAIM, "'c1': missing key 'threshold'"),
-    (CLAIM.replace("ratio_at_least", "bigger") + "threshold = 1\n", "key 'kind' must be one of"),
-    (CLAIM + "threshold = 'high'\n", "key 'threshold' must be a number"),
-    (CLAIM + "threshold = 1\nmargin = 1\n", "unknown key 'margin'"),
-    (CLAIM.replace("after = ", "later = ") + "threshold = 1\n", "unknown key 'later'"),
-    (CLAIM.replace(f"after = {{ {SEL}, step = 1 }}\n", "") + "threshold = 1\n", "'c1': missing key 'after'"),
-    (CLAIM.replace(', step = 1 }', ' }') + "threshold = 1\n", "key 'after': missing field 'step'"),
-    (CLAIM.replace(', step = 1 }', ', step = 1, method = "ga" }') + "threshold = 1\n",
-     "key 'after': field 'method' is filled by 'over'"),
-    (CLAIM.replace(', step = 1 }', ', step = 1, seed = 0 }') + "threshold = 1\n",
-     "key 'after': field 'seed' is not a record field"),
-    (CLAIM + "threshold = 1\nover = 'seed'\n", "key 'over' must be one of"),
-    (CLAIM + "threshold = 1\nvalues = []\n", "key 'values' must be a non-empty list"),
-    (('[[claim]]\nname = "c2"\nsource = "s"\nkind = "non_increasing"\nsteps = [0]\n'
-      f'series = {{ {SEL} }}\n'), "key 'steps' must list at least two integers"),
-    ('[[claim]]\nname = "c3"\nsource = "s"\nkind = "ratio_less"\nmeasure = "kept"\n'
+    # the file as a whole (no [golden] header in front of these)
+    ("[[number]\n", "not valid TOML: Expected ']]' at the end of an array declaration (at line 1, column 9)"),
+    ("[[numbers]]\nname = 'x'\n", "top level: unknown key 'numbers' (allowed: golden, number, claim)"),
+    ("golden = 1\n", "top level: key 'golden' must be a table"),
+    ("number = 1\n", "top level: key 'number' must be an array of tables ([[number]])"),
+    ("claim = 1\n", "top level: key 'claim' must be an array of tables ([[claim]])"),
+    ("[golden]\nprofile = 1\n", "[golden]: key 'profile' must be a string, got 1"),
+    ("[golden]\nenvironments = [1]\n", "[golden]: key 'environments' must be a list of tables"),
+    ("[golden]\nenvironments = {a = 1}\n", "[golden]: key 'environments' must be a list of tables"),
+    ("number = [1]\n", "[[number]] #1: must be a table"),
+    ("claim = [1]\n", "[[claim]] #1: must be a table"),
+    # [[number]]: each error names the entry (its place until it has a name) and the key
+    (HEADER + NUMBER + RANGE + "[[number]]\nsource = 's'\n", "[[number]] #2: missing key 'name'"),
+    (HEADER + NUMBER.replace('source = "s"\n', ""), "[[number]] 'n1': missing key 'source'"),
+    (HEADER + NUMBER.replace('split = "mmbench"\n', ""), "[[number]] 'n1': missing key 'split'"),
+    (HEADER + NUMBER.replace('method = "ga"', "method = 1") + RANGE, "[[number]] 'n1': key 'method' must be a string, got 1"),
+    (HEADER + NUMBER, "[[number]] 'n1': missing key 'value' (with 'tolerance') or 'min' and 'max'"),
+    (HEADER + NUMBER + "value = 1.0\n", "[[number]] 'n1': missing key 'tolerance'"),
+    (HEADER + NUMBER + "tolerance = 1.0\n", "[[number]] 'n1': missing key 'value'"),
+    (HEADER + NUMBER + "max = 1.0\n", "[[number]] 'n1': missing key 'min'"),
+    (HEADER + NUMBER + "min = 1.0\n", "[[number]] 'n1': missing key 'max'"),
+    (HEADER + NUMBER + "value = 1.0\ntolerance = 1.0\nmin = 0.0\n",
+     "[[number]] 'n1': give either 'value' and 'tolerance' or 'min' and 'max', not both"),
+    (HEADER + NUMBER + "tolerance = 1.0\nmax = 0.0\n",
+     "[[number]] 'n1': give either 'value' and 'tolerance' or 'min' and 'max', not both"),
+    (HEADER + NUMBER + "min = 5.0\nmax = 1.0\n", "[[number]] 'n1': key 'min' (5.0) is greater than 'max' (1.0)"),
+    (HEADER + NUMBER + "value = 1.0\ntolerence = 1.0\n",
+     f"[[number]] 'n1': unknown key 'tolerence' (allowed: {NUMBER_KEYS})"),
+    (HEADER + NUMBER + "value = '1.0'\ntolerance = 1.0\n", "[[number]] 'n1': key 'value' must be a number, got '1.0'"),
+    (HEADER + NUMBER + "value = 1.0\ntolerance = -1.0\n", "[[number]] 'n1': key 'tolerance' must be >= 0, got -1.0"),
+    (HEADER + NUMBER.replace("step = 1", 'step = "1"') + RANGE, "[[number]] 'n1': key 'step' must be an integer, got '1'"),
+    (HEADER + NUMBER.replace("step = 1", "step = true") + RANGE,
+     "[[number]] 'n1': key 'step' must be an integer, got True"),
+    (HEADER + NUMBER + RANGE + "field = 'loss'\n", "[[number]] 'n1': key 'field' must be one of accuracy, n, got 'loss'"),
+    (HEADER + NUMBER + RANGE + "profiles = 'tiny'\n",
+     "[[number]] 'n1': key 'profiles' must be a list of strings, got 'tiny'"),
+    (HEADER + NUMBER + RANGE + "profiles = ['tiny', 1]\n",
+     "[[number]] 'n1': key 'profiles' must be a list of strings, got ['tiny', 1]"),
+    (HEADER + NUMBER + RANGE + NUMBER + RANGE, "entry 'n1': key 'name' is used twice"),
+    (HEADER + NUMBER + RANGE + CLAIM.replace('"c1"', '"n1"') + T, "entry 'n1': key 'name' is used twice"),
+    # [[claim]]
+    (HEADER + CLAIM + T + "[[claim]]\nsource = 's'\n", "[[claim]] #2: missing key 'name'"),
+    (HEADER + CLAIM, "[[claim]] 'c1': missing key 'threshold'"),
+    (HEADER + CLAIM.replace('source = "s"\n', "") + T, "[[claim]] 'c1': missing key 'source'"),
+    (HEADER + CLAIM.replace("ratio_at_least", "bigger") + T, ("[[claim]] 'c1': key 'kind' must be one of drop_at_least, "
+     "less_than, non_increasing, ratio_at_least, ratio_at_most, ratio_less, got 'bigger'")),
+    (HEADER + CLAIM + "threshold = 'high'\n", "[[claim]] 'c1': key 'threshold' must be a number, got 'high'"),
+    (HEADER + CLAIM + T + "margin = 1\n", f"[[claim]] 'c1': unknown key 'margin' (allowed: {CLAIM_KEYS})"),
+    (HEADER + CLAIM.replace("after = ", "later = ") + T, f"[[claim]] 'c1': unknown key 'later' (allowed: {CLAIM_KEYS})"),
+    (HEADER + CLAIM + T + "statement = 1\n", "[[claim]] 'c1': key 'statement' must be a string, got 1"),
+    (HEADER + CLAIM.replace(f"after = {{ {SEL}, step = 1 }}\n", "") + T, "[[claim]] 'c1': missing key 'after'"),
+    (HEADER + CLAIM.replace(f"after = {{ {SEL}, step = 1 }}", "after = 1") + T,
+     "[[claim]] 'c1': key 'after' must be a table, got 1"),
+    (HEADER + CLAIM.replace(", step = 1 }", " }") + T, "[[claim]] 'c1': key 'after': missing field 'step'"),
+    (HEADER + CLAIM.replace(", step = 1 }", ', step = 1, method = "ga" }') + T,
+     "[[claim]] 'c1': key 'after': field 'method' is filled by 'over' (method)"),
+    (HEADER + CLAIM.replace(", step = 1 }", ", step = 1, seed = 0 }") + T, ("[[claim]] 'c1': key 'after': field 'seed' is "
+     "not a record field (experiment, method, target, step, split, modality)")),
+    (HEADER + CLAIM.replace('split = "mmbench", modality = "all", step = 1', 'split = 2, modality = "all", step = 1') + T,
+     "[[claim]] 'c1': key 'after': field 'split' must be a string, got 2"),
+    (HEADER + CLAIM.replace(", step = 1 }", ', step = "1" }') + T,
+     "[[claim]] 'c1': key 'after': field 'step' must be an integer, got '1'"),
+    (HEADER + CLAIM + T + "over = 'seed'\n",
+     "[[claim]] 'c1': key 'over' must be one of experiment, method, target, split, modality, got 'seed'"),
+    (HEADER + CLAIM + T + "over = 'step'\n",
+     "[[claim]] 'c1': key 'over' must be one of experiment, method, target, split, modality, got 'step'"),
+    (HEADER + CLAIM + T + "values = []\n", "[[claim]] 'c1': key 'values' must be a non-empty list, got []"),
+    (HEADER + CLAIM + T + "values = 'ga'\n", "[[claim]] 'c1': key 'values' must be a non-empty list, got 'ga'"),
+    (HEADER + CLAIM + T + "values = ['ga', 2]\n", "[[claim]] 'c1': key 'values': each method must be a string, got 2"),
+    (HEADER + CLAIM + T + "profiles = [1]\n", "[[claim]] 'c1': key 'profiles' must be a list of strings, got [1]"),
+    (HEADER + NON_INCREASING + f"steps = [0]\nseries = {{ {SEL} }}\n",
+     "[[claim]] 'c2': key 'steps' must list at least two integers, got [0]"),
+    (HEADER + NON_INCREASING + f"steps = [0, 1]\nseries = {{ {SEL}, step = 0 }}\n",
+     "[[claim]] 'c2': key 'series': field 'step' is given by 'steps'"),
+    (HEADER + '[[claim]]\nname = "c3"\nsource = "s"\nkind = "ratio_less"\nmeasure = "kept"\n'
      + "".join(f"{k} = {{ {SEL}, step = 0 }}\n" for k in ("a_before", "a_after", "b_before", "b_after")),
-     "key 'measure' must be 'retained' or 'forgotten'"),
+     "[[claim]] 'c3': key 'measure' must be 'retained' or 'forgotten', got 'kept'"),
 ])
-def test_malformed_golden_files_name_the_key(tmp_path, text, message):
+def test_malformed_golden_files_name_the_file_the_entry_and_the_key(tmp_path, text, message):
+    """The whole message: the file, where in it (the entry by name, or by place until it has one), the key."""
+    path = golden_file(tmp_path, text)
     with pytest.raises(ReproError) as err:
-        load_golden(golden_file(tmp_path, HEADER + text))
-    assert message in str(err.value)
-    assert str(tmp_path / "g.toml") in str(err.value)
+        load_golden(path)
+    assert str(err.value) == f"{path}: {message}"
 
 
 def test_a_missing_golden_file_is_a_clear_error(tmp_path):

@@ -162,12 +162,14 @@ def _profiles(entry: dict, path: Path, where: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _selector_value(key: str, value: Any, path: Path, where: str) -> Any:
-    if key == "step":
+def _selector_value(field: str, value: Any, path: Path, where: str, what: str) -> Any:
+    """A record identity value: `step` an integer, every other field a string. `what` names where it was
+    given (a key, a selector's field, an item of 'values')."""
+    if field == "step":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _err(path, where, f"key 'step' must be an integer, got {value!r}")
+            raise _err(path, where, f"{what} must be an integer, got {value!r}")
     elif not isinstance(value, str):
-        raise _err(path, where, f"key {key!r} must be a string, got {value!r}")
+        raise _err(path, where, f"{what} must be a string, got {value!r}")
     return value
 
 
@@ -179,7 +181,7 @@ def _number(entry: Any, path: Path, index: int) -> NumberSpec:
     where = f"[[number]] {name!r}"
     _check_keys(entry, NUMBER_KEYS, path, where)
     source = _get(entry, "source", str, path, where)
-    select = {k: _selector_value(k, _get(entry, k, object, path, where), path, where) for k in IDENTITY}
+    select = {k: _selector_value(k, _get(entry, k, object, path, where), path, where, f"key {k!r}") for k in IDENTITY}
     fld = _get(entry, "field", str, path, where, "accuracy")
     if fld not in NUMBER_FIELDS:
         raise _err(path, where, f"key 'field' must be one of {', '.join(NUMBER_FIELDS)}, got {fld!r}")
@@ -225,7 +227,7 @@ def _claim(entry: Any, path: Path, index: int) -> ClaimSpec:
         raw = entry["values"]
         if not isinstance(raw, list) or not raw:
             raise _err(path, where, f"key 'values' must be a non-empty list, got {raw!r}")
-        values = tuple(_selector_value(over, v, path, where + " key 'values'") for v in raw)
+        values = tuple(_selector_value(over, v, path, where, f"key 'values': each {over}") for v in raw)
     selectors = {}
     for key in claim_kind.selectors:
         sel = _get(entry, key, dict, path, where)
@@ -238,7 +240,7 @@ def _claim(entry: Any, path: Path, index: int) -> ClaimSpec:
         for k in needed:
             if k not in sel:
                 raise _err(path, where, f"key {key!r}: missing field {k!r}")
-            _selector_value(k, sel[k], path, f"{where} key {key!r}")
+            _selector_value(k, sel[k], path, where, f"key {key!r}: field {k!r}")
         selectors[key] = dict(sel)
     params = {p.name: p.parse(entry, path, where) for p in claim_kind.params}
     return ClaimSpec(name, kind, source, selectors, params, statement, over, values,

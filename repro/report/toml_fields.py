@@ -10,6 +10,7 @@ from typing import Any
 from repro.errors import ReproError
 
 REQUIRED = object()  # a key without a default
+TYPE_NAMES = {str: "string", dict: "table", list: "list", int: "integer", bool: "boolean"}  # in TOML's words
 
 
 def entry_error(path: Path, where: str, message: str) -> ReproError:
@@ -24,7 +25,7 @@ def get(entry: dict, key: str, types: type | tuple[type, ...], path: Path, where
     value = entry[key]
     numeric = types is float
     if (numeric and isinstance(value, bool)) or not isinstance(value, (int, float) if numeric else types):
-        name = "number" if numeric else getattr(types, "__name__", str(types))
+        name = "number" if numeric else TYPE_NAMES.get(types, getattr(types, "__name__", str(types)))
         raise entry_error(path, where, f"key {key!r} must be a {name}, got {value!r}")
     if numeric:
         value = float(value)
