@@ -4,11 +4,12 @@ paper's numbers against their sampling error, and the protocol over several seed
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 
-from repro.eval.intervals import bootstrap, measured, percentile_interval, resample_indices
+from repro.eval.intervals import bootstrap, interval_fields, measured, percentile_interval, resample_indices
 from repro.eval.items import Item
 from repro.report.golden import check_claim, load_golden, sampling_agreement
 
@@ -64,6 +65,36 @@ def test_records_over_the_same_people_draw_the_same_resamples():
     same = resample_indices(["b", "a", "c"], 50, 3)
     assert np.array_equal(same, resample_indices(["a", "b", "c"], 50, 3))
     assert not np.array_equal(same, resample_indices(["a", "b", "d"], 50, 3))
+
+
+def test_the_profiles_seed_sets_every_draw():
+    """The same seed draws the same resamples, another seed others: at every level, down to the record."""
+    per = {f"p{i}": [i % 4, 3] for i in range(30)}  # a third of a point per question: many decimals
+    assert not np.array_equal(resample_indices(list(per), 50, 3), resample_indices(list(per), 50, 4))
+    assert np.array_equal(bootstrap(per, 50, 3), bootstrap(per, 50, 3))
+    assert not np.array_equal(bootstrap(per, 50, 3), bootstrap(per, 50, 4))
+    assert interval_fields(per, 200, 3) == interval_fields(per, 200, 3) != interval_fields(per, 200, 4)
+    items = [_item(f"p{p}#{q}", f"p{p}") for p in range(30) for q in range(3)]
+    preds = {it.uid: "A" if int(it.uid[-1]) < int(it.person[1:]) % 4 else "B" for it in items}  # as `per`
+    assert measured(items, preds, lambda it: it.person, 200, 3) != measured(items, preds, lambda it: it.person, 200, 4)
+
+
+def test_the_interval_is_the_2_5th_and_97_5th_percentile_rounded_to_4_places():
+    assert percentile_interval(np.arange(1001.0)) == pytest.approx((25.0, 975.0), abs=1e-9)
+    assert percentile_interval(np.arange(1001.0), 0.9) == pytest.approx((50.0, 950.0), abs=1e-9)
+    per = {f"p{i}": [i % 4, 3] for i in range(30)}
+    low, high = np.percentile(bootstrap(per, 200, 0), [2.5, 97.5])
+    got = interval_fields(per, 200, 0)
+    assert (got["ci_low"], got["ci_high"]) == (round(low, 4), round(high, 4))
+    assert got["ci_low"] != round(low, 5) or got["ci_high"] != round(high, 5)  # thirds: rounding shows
+    assert got["clusters"] == 30 and got["per_cluster"] is per
+
+
+def test_a_record_without_questions_has_no_accuracy_and_no_interval():
+    assert interval_fields({}, 200, 0) == {"ci_low": None, "ci_high": None, "clusters": 0, "per_cluster": {}}
+    got = measured([], {}, lambda it: it.person, 200, 0)
+    assert math.isnan(got.pop("accuracy"))
+    assert got == {"n": 0, "ci_low": None, "ci_high": None, "clusters": 0, "per_cluster": {}}
 
 
 # ---- three-way verdicts ---------------------------------------------------------------------------------
