@@ -120,3 +120,138 @@ def test_a_batch_that_runs_out_of_gpu_memory_is_scored_in_halves(tmp_path, capsy
     assert re.search(r"out of GPU memory on a batch of (\d+); scoring it as batches of (\d+) and (\d+)", err)
     assert all(int(a) + int(b) == int(n) for n, a, b in
                re.findall(r"a batch of (\d+); scoring it as batches of (\d+) and (\d+)", err))
+
+
+# ---- the scorers' parts -------------------------------------------------------------------------------------
+
+
+def test_parse_letter_reads_option_letters_only():
+    assert parse_letter("X marks it") == "" and parse_letter("Z") == ""  # letters, but no option's
+
+
+def test_the_prompt_limit_leaves_room_for_the_generated_answer_under_letter_scoring():
+    import dataclasses
+
+    from repro.eval.scoring import prompt_limit
+
+    e = load_profile("llava-1.5-13b").eval
+    assert e.scoring == "letter" and prompt_limit(4096, e) == 4096 - e.generate_tokens
+    assert prompt_limit(4096, dataclasses.replace(e, generate_tokens=7)) == 4089
+    assert prompt_limit(4096, dataclasses.replace(e, scoring="option-loglik")) == 4096  # nothing is generated
+
+
+def _png(mode: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, (4, 4)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_images_reach_the_processor_as_rgb_whatever_their_mode():
+    from repro.eval.items import Item
+    from repro.eval.scoring import _image
+
+    for mode in ("L", "RGBA", "P", "RGB"):
+        assert _image(Item("u", "", "", {"A": "a"}, "A", _png(mode), "multi")).mode == "RGB"
+    assert _image(Item("u", "", "", {"A": "a"}, "A", None, "text")) is None
+
+
+def test_batches_are_of_one_kind_at_most_the_batch_size_and_hold_every_item_once():
+    from repro.eval.items import Item
+    from repro.eval.scoring import _batches
+
+    png = _png("RGB")
+    items = [Item(f"u{i}", "p" * (i % 5), "", {"A": "a"}, "A", png if i % 3 else None, "multi") for i in range(23)]
+    batches = _batches(items, 4, lambda it: len(it.prompt))
+    assert sorted(it.uid for b in batches for it in b) == sorted(it.uid for it in items)
+    assert all(len(b) <= 4 for b in batches)
+    assert all(len({it.image is None for it in b}) == 1 for b in batches)  # images and text never mix
+    assert len(batches) == 2 + 4  # 8 text items in 2 batches, 15 image items in 4: only the last of a kind short
+
+
+class FakeDist:
+    """Rank 1 of 2: gather returns rank 0's part, then this rank's."""
+    rank, world = 1, 2
+
+    def gather(self, part: dict) -> list[dict]:
+        return [{"other": "A"}, part]
+
+
+def test_under_a_launcher_a_rank_scores_its_round_robin_share_and_gets_everyones(monkeypatch):
+    from repro import distributed
+    from repro.eval.scoring import _gathered, _mine
+
+    batches = [["b0"], ["b1"], ["b2"], ["b3"], ["b4"]]
+    assert _mine(batches) == batches and _gathered({"mine": "B"}) == {"mine": "B"}  # alone: everything
+    monkeypatch.setattr(distributed, "current", lambda: FakeDist())
+    assert _mine(batches) == [["b1"], ["b3"]]
+    assert _gathered({"mine": "B"}) == {"other": "A", "mine": "B"}
+
+
+def test_oom_halves_only_the_batch_that_did_not_fit_and_says_so(capsys):
+    import torch
+
+    from repro.eval.scoring import halving_on_oom
+
+    seen = []
+
+    def score(batch):
+        seen.append(len(batch))
+        if len(batch) > 1:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return {batch[0]: "A"}
+
+    assert halving_on_oom(score, list("abcd"), "mmbench") == dict.fromkeys("abcd", "A")
+    assert seen == [4, 2, 1, 1, 2, 1, 1]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == ("pulse-repro: mmbench: out of GPU memory on a batch of 4; scoring it as batches of 2 and 2 "
+                        "(lower eval.batch_size to avoid the retry)")
+    assert len(lines) == 3 and all(line.startswith("pulse-repro: mmbench: ") for line in lines)
+    halving_on_oom(score, list("ab"))
+    assert capsys.readouterr().err.startswith("pulse-repro: eval: out of GPU memory on a batch of 2")
+
+
+def test_a_single_item_that_does_not_fit_is_an_error():
+    import pytest
+    import torch
+
+    from repro.eval.scoring import halving_on_oom
+
+    def never_fits(batch):
+        raise torch.cuda.OutOfMemoryError("simulated")
+
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        halving_on_oom(never_fits, ["a"])
+
+
+def test_predict_hands_every_setting_to_the_profiles_scoring():
+    from repro.eval.scoring import SCORINGS
+
+    calls = []
+    SCORINGS.add("recording", lambda *args: calls.append(args) or {"u": "A"})
+    try:
+        class Model:
+            def eval(self):
+                calls.append("eval")
+
+        model = Model()
+        assert predict(model, "proc", ["item"], "recording", 8, 512, "mmbench", "vlmevalkit", 7) == {"u": "A"}
+        assert calls == ["eval", (model, "proc", ["item"], 8, 512, "mmbench", "vlmevalkit", 7)]
+        assert predict(model, "proc", [], "recording", 8, 512) == {}  # nothing to score: no call
+    finally:
+        SCORINGS.remove("recording")
+
+
+def test_single_token_options_take_the_one_pass_path_and_others_do_not(tmp_path):
+    from repro.eval.items import Item
+    from repro.eval.scoring import _single_token_options
+
+    tok = build_word_tokenizer(["circle square star ring big red"])
+    one = Item("u", "", "", {"A": "circle", "B": "square", "C": "star"}, "A", None, "text")
+    ids = _single_token_options(tok, one)
+    assert ids is not None and {k: tok.decode([v]).strip() for k, v in ids.items()} == one.options
+    two = Item("u", "", "", {"A": "circle", "B": "big red"}, "A", None, "text")
+    assert _single_token_options(tok, two) is None
