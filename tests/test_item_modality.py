@@ -88,3 +88,27 @@ def test_benchmark_answers_are_trained_in_the_modality_they_are_asked_in(people_
         for e in examples:
             assert e.image in (None, row["image"]["bytes"])
             assert (IMAGE_TOKEN in e.prompt) == (e.image is not None)
+
+
+# ---- MMBench's items --------------------------------------------------------------------------------------
+
+
+def test_an_mmbench_item_carries_its_rows_answer_category_group_image_and_prompt():
+    """Against hand-written text: the scored context (the hint line only when there is a hint) and the
+    prompt in the profile's template."""
+    from repro.data.records import MMBenchQuestion
+    from repro.eval.items import mmbench_items
+
+    options = {"A": "red", "B": "blue"}
+    hinted = MMBenchQuestion(1000005, "What colour?", "Look at the sky.", options, "B", "colour", "perception", b"png")
+    plain = MMBenchQuestion(7, "Which shape?", "", {"A": "circle", "B": "square"}, "A", "shape", "perception", b"i")
+    a, b = mmbench_items([hinted, plain])
+    assert (a.uid, a.answer, a.category, a.group, a.image, a.modality, a.options) == (
+        "1000005", "B", "colour", 5, b"png", "multimodal", options)
+    assert a.context == f"USER: {IMAGE_TOKEN}\nLook at the sky.\nWhat colour?\nASSISTANT:"
+    assert b.context == f"USER: {IMAGE_TOKEN}\nWhich shape?\nASSISTANT:"  # no empty hint line
+    instruction = "Answer with the option's letter from the given choices directly."
+    assert b.prompt == f"USER: {IMAGE_TOKEN}\nWhich shape?\nA. circle\nB. square\n{instruction}\nASSISTANT:"
+    (llava,) = mmbench_items([plain], "llava-v1")
+    assert llava.prompt.endswith(f" USER: {IMAGE_TOKEN}\nWhich shape?\nA. circle\nB. square\n{instruction} ASSISTANT:")
+    assert llava.prompt.startswith("A chat between a curious")  # LLaVA-1.5's system line
