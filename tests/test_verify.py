@@ -479,3 +479,31 @@ def test_verify_run_notes_a_golden_file_for_another_profile(tmp_path, capsys):
     records = [{**r, "profile": "tiny"} for r in paper_records()]
     assert verify_run(write_run(tmp_path, records), PAPER_FILE) == 0  # checked anyway; here it all holds
     assert "is for profile 'llava-1.5-13b', this run is 'tiny'" in capsys.readouterr().out
+
+
+# ---- how `all` ends ------------------------------------------------------------------------------------
+
+
+def test_all_ends_with_the_verdict_of_the_runs_profile_then_where_everything_is(tmp_path, capsys):
+    from repro.experiments.runner import conclude
+
+    (tmp_path / "good").mkdir(), (tmp_path / "bad").mkdir()
+    good = write_run(tmp_path / "good", paper_records())
+    (good / "profile.json").write_text(json.dumps({"name": PROFILE}))
+    assert conclude(good, {"total": 61.4}, " (2 processes)") == 0
+    out = capsys.readouterr().out
+    assert f"{len(PAPER.entries())} passed, 0 failed" in out
+    assert out.endswith(f"\nresults: {good / 'results.jsonl'}\nmanifest: {good / 'manifest.json'}\n"
+                        f"tables and figures: {good / 'report'}\nwall time: 61 s (2 processes)\n")
+
+    bad = write_run(tmp_path / "bad", set_accuracy(paper_records(), 52.0, experiment="modality",
+                                                   target="proj+llm", step=1, split="mmbench"))
+    (bad / "profile.json").write_text(json.dumps({"name": PROFILE}))
+    assert conclude(bad, {"total": 1.0}) == 1  # a FAIL is the run's status
+    capsys.readouterr()
+    assert conclude(bad, {"total": 1.0}, verify=False) == 0  # --no-verify: no verdict at all
+    assert capsys.readouterr().out.startswith("\nresults: ")
+
+    (bad / "profile.json").write_text(json.dumps({"name": "no-such-profile"}))
+    assert conclude(bad, {"total": 1.0}) == 0
+    assert "pulse-repro: no verdict: no golden file for profile 'no-such-profile'" in capsys.readouterr().out
