@@ -502,7 +502,8 @@ def test_all_ends_with_the_verdict_of_the_runs_profile_then_where_everything_is(
     assert conclude(bad, {"total": 1.0}) == 1  # a FAIL is the run's status
     capsys.readouterr()
     assert conclude(bad, {"total": 1.0}, verify=False) == 0  # --no-verify: no verdict at all
-    assert capsys.readouterr().out.startswith("\nresults: ")
+    out = capsys.readouterr().out
+    assert out.startswith("\nresults: ") and out.endswith("wall time: 1 s\n")
 
     (bad / "profile.json").write_text(json.dumps({"name": "no-such-profile"}))
     assert conclude(bad, {"total": 1.0}) == 0
