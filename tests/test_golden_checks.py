@@ -4,15 +4,18 @@ verdict in full (repro/report/golden.py): what `pulse-repro verify` prints is ex
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from repro.errors import ReproError
 from repro.report.golden import (
     ClaimSpec,
+    Golden,
     NumberSpec,
     Verdict,
     check_claim,
+    check_claims,
     check_number,
     find_golden,
     load_golden,
@@ -230,9 +233,27 @@ def test_a_claim_without_values_reads_every_value_its_selectors_find(golden):
     assert verdict.label == "INCONCLUSIVE" and not verdict.passed and verdict.inconclusive
     assert verdict.expected == WORDS + "; every method"
     ga, npo = verdict.measured.split("; ")
-    assert ga == "ga 1.000" and npo.startswith("npo 0.805 [")  # 161 of 200 and npo.endswith("] (inconclusive)")
+    assert ga == "ga 1.000" and npo.startswith("npo 0.805 [") and npo.endswith("] (inconclusive)")  # 161 of 200
     assert check_claim(records + [retain("aa", 0, [5]), retain("aa", 1, [1])], every, 200, 0).measured.startswith(
         "aa 0.200 (fails); ga")  # in order of name
+    # a method is found by its records whatever their step; one without the claim's steps fails as missing
+    late = check_claim(records + [retain("bb", 3, [5])], every, 200, 0)
+    assert late.measured.startswith("bb missing (fails); ga") and late.failed
+    # the seed given draws the intervals
+    assert check_claim(records, every, 200, 1).measured != verdict.measured
+    assert [v.measured for v in check_claims(records, golden_of(every), 200, 1)] == [
+        check_claim(records, every, 200, 1).measured]
+
+
+def golden_of(*claims: ClaimSpec) -> Golden:
+    return Golden(Path("g.toml"), "tiny", {}, [], list(claims))
+
+
+def test_an_entry_without_a_statement_or_field_takes_the_defaults(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text(FILE.replace('statement = "D_retain is kept"\n', "").replace('field = "n"\n', ""))
+    golden = load_golden(path)
+    assert golden.claims[0].statement == "" and golden.numbers[1].field == "accuracy"
 
 
 def test_a_claim_with_nothing_to_read_is_a_fail_saying_so(golden):
