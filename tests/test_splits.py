@@ -93,7 +93,7 @@ def test_fictional_splits_reject_bad_config():
         build_fictional_splits(people(99), SplitConfig(), 0)
     with pytest.raises(ReproError, match="unlearn"):
         build_fictional_splits(people(200), SplitConfig(fictional_pool=50, unlearn=50), 0)
-    with pytest.raises(ReproError, match="duplicate"):
+    with pytest.raises(ReproError, match="^splits: duplicate person keys among the fictional people$"):
         build_fictional_splits(people(150) + [person(3)], SplitConfig(), 0)
     for bad in (SplitConfig(shards=0), SplitConfig(unlearn=0)):  # each bound on its own
         with pytest.raises(ReproError, match="need 1 <= shards"):
