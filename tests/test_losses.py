@@ -234,3 +234,32 @@ def test_sequential_loss_has_no_value_before_backward():
     loss = get_method("ga_klr").loss(step_for(model, make_batch(1), make_batch(2)))
     with pytest.raises(ReproError, match="only after backward"):
         loss.item()
+
+
+def test_the_losses_refuse_bad_input_with_what_they_got():
+    """Each refusal in full: the shapes that do not align, the beta, the missing answer tokens."""
+    from repro.errors import ReproError
+    from repro.train.losses import (
+        answer_token_kl,
+        answer_token_nll,
+        every_position_kl,
+        npo_loss,
+        simnpo_loss,
+    )
+
+    logits, labels = torch.zeros(2, 4, 7), torch.full((2, 4), -100)
+    cases = [
+        (lambda: answer_token_nll(logits, labels[:, :3]), "logits (2, 4, 7) and labels (2, 3) do not align"),
+        (lambda: answer_token_nll(logits, labels),
+         "batch has no answer tokens (labels all -100): was the answer truncated by max_length?"),
+        (lambda: answer_token_kl(logits[:1], logits, labels), "reference logits (1, 4, 7) and logits (2, 4, 7) differ"),
+        (lambda: every_position_kl(logits, logits[:, :3]), "reference logits (2, 4, 7) and logits (2, 3, 7) differ"),
+        (lambda: npo_loss(torch.zeros(2), torch.zeros(2), 0.0), "NPO needs beta > 0, got 0.0"),
+        (lambda: simnpo_loss(logits, labels, 0.0, 0.0), "SimNPO needs beta > 0, got 0.0"),
+        (lambda: simnpo_loss(logits, labels, 1.0, 0.0),
+         "a sequence has no answer tokens (labels all -100): was its answer truncated by max_length?"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ReproError) as err:
+            call()
+        assert str(err.value) == message
