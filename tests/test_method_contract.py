@@ -122,3 +122,72 @@ def test_the_reference_logits_do_not_move_while_the_policy_trains(name, target):
             moved = (policy(model)(b) - start[k]).abs().max().item()
         assert moved > 1e-2, f"the policy did not train ({moved}): the check below would be empty"
         assert torch.allclose(ref(b), start[k], atol=1e-5), f"{name} {target}: the reference moved on {k}"
+
+
+# ---- the registry's own contract ---------------------------------------------------------------------------
+
+
+def test_register_records_what_a_method_declares_and_nothing_it_does_not():
+    from repro.train.methods import Method, Param, register
+    from repro.train.methods.schedules import forget_pass_then_retain_pass, forget_steps
+
+    def loss(step):
+        return torch.zeros(())
+
+    beta = Param("beta", float, 0.5, "a test")
+    try:
+        assert register("probe-plain")(loss) is loss
+        assert get_method("probe-plain") == Method("probe-plain", loss, False, False, (), forget_steps, False)
+        register("probe-full", needs_retain=True, needs_reference=True, params=[beta],
+                 schedule=forget_pass_then_retain_pass, reference_everywhere=True)(loss)
+        assert get_method("probe-full") == Method("probe-full", loss, True, True, (beta,),
+                                                  forget_pass_then_retain_pass, True)
+    finally:
+        for name in ("probe-plain", "probe-full"):
+            if name in METHODS:
+                METHODS.remove(name)
+
+
+def test_a_parameter_declared_positive_refuses_zero_and_an_unknown_one_names_the_known():
+    from repro.errors import ConfigError
+    from repro.train.methods import Param
+
+    beta = Param("beta", float, 0.1, "a test", positive=True)
+    assert beta.check(1, "where") == 1.0 and isinstance(beta.check(1, "where"), float)
+    with pytest.raises(ConfigError, match=r"^unlearn\.npo\.beta: must be > 0, got 0\.0$"):
+        beta.check(0.0, "unlearn.npo.beta")
+    with pytest.raises(ConfigError) as err:
+        get_method("ga").param("beta")
+    assert str(err.value) == "unlearn.ga.beta: ga has no parameter 'beta' (its parameters: none)"
+    with pytest.raises(ConfigError) as err:
+        get_method("simnpo").param("delta")
+    assert str(err.value) == "unlearn.simnpo.delta: simnpo has no parameter 'delta' (its parameters: beta, gamma)"
+
+
+def test_a_method_given_no_batch_it_needs_says_which():
+    from repro.errors import ReproError
+    from repro.train.methods.base import forget_batch, retain_batch
+
+    step = UnlearnStep(None, None, lambda b: b, lambda b: b, UnlearnConfig())
+    with pytest.raises(ReproError) as err:
+        forget_batch(step)
+    assert str(err.value) == "this method needs a forget batch, got none"
+    with pytest.raises(ReproError) as err:
+        retain_batch(step)
+    assert str(err.value) == "this method needs a retain batch, got none"
+
+
+def test_a_sequential_loss_scales_like_the_sum_of_its_terms():
+    """(t1 + t2) * 3 / 2, back-propagated term by term: the gradient and the value of the scaled sum."""
+    from repro.errors import ReproError
+    from repro.train.methods import SequentialLoss
+
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    loss = SequentialLoss([lambda: (w ** 2).sum(), lambda: w.sum()])
+    scaled = 3 * loss / 2
+    with pytest.raises(ReproError, match="^a SequentialLoss has a value only after backward\\(\\)$"):
+        scaled.item()
+    scaled.backward()
+    assert scaled.item() == pytest.approx(1.5 * (5.0 + 3.0))
+    assert torch.allclose(w.grad, 1.5 * (2 * torch.tensor([1.0, 2.0]) + 1))
+    assert (loss * 2).scale == 2.0 and loss.scale == 1.0  # scaling makes a new loss
