@@ -208,3 +208,14 @@ def test_simnpo_counts_every_answer_token_wherever_it_starts():
     assert lengths == [4, 1]
     expected = -(2 / 2.5) * sum(math.log(1 / (1 + math.exp(2.5 * s / n))) for s, n in zip(sums, lengths)) / 2
     assert simnpo_loss(logits, labels, 2.5, 0.0).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_schedules_steps_are_whole_optimiser_steps():
+    """Micro-batches that do not fill a last accumulation make no step: the count is rounded down, an int."""
+    forget = [Example(f"f{i}", "", None) for i in range(6)]   # 3 batches of 2 per epoch
+    retain = [Example(f"r{i}", "", None) for i in range(4)]   # 2 batches of 2
+    cfg = UnlearnConfig(epochs=1, batch_size=2, grad_accum=2)
+    for name, steps in (("ga", 1), ("kl_min", 2)):  # 3 // 2; (3 + 2) // 2
+        spec = get_method(name)
+        plan = spec.schedule(forget, retain, cfg, 0, spec.needs_retain)
+        assert plan.steps == steps and type(plan.steps) is int
