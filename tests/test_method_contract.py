@@ -156,6 +156,11 @@ def test_a_parameter_declared_positive_refuses_zero_and_an_unknown_one_names_the
     assert beta.check(1, "where") == 1.0 and isinstance(beta.check(1, "where"), float)
     with pytest.raises(ConfigError, match=r"^unlearn\.npo\.beta: must be > 0, got 0\.0$"):
         beta.check(0.0, "unlearn.npo.beta")
+    from repro.train.methods import method_params
+
+    with pytest.raises(ConfigError) as err:  # a profile's value is checked under its own key
+        method_params(UnlearnConfig(params={"npo": {"beta": 0}}), get_method("npo"))
+    assert str(err.value) == "unlearn.npo.beta: must be > 0, got 0.0"
     with pytest.raises(ConfigError) as err:
         get_method("ga").param("beta")
     assert str(err.value) == "unlearn.ga.beta: ga has no parameter 'beta' (its parameters: none)"
