@@ -56,3 +56,27 @@ def test_units_go_where_units_says(trainings, tmp_path):
     assert [p.name.split("-")[0] for p in store.glob("model-*.safetensors")] == ["model"]
     assert len(list(store.glob("adapter-*.safetensors"))) == 1
     assert not (tmp_path / "run" / "units").exists() and not (tmp_path / "cache" / "units").exists()
+
+
+def test_a_requests_unit_is_named_by_its_start_model_and_a_made_one_is_not_made_again():
+    """Two requests alike but for the model they start from are two units; a unit the store has is returned
+    as it is, with no training (no losses)."""
+    from types import SimpleNamespace
+
+    from repro.choices import load_profile
+    from repro.data.records import Person
+    from repro.experiments.keys import request_key
+    from repro.experiments.unlearn import unlearn_request
+    from repro.train.methods import get_method
+
+    profile = load_profile("tiny")
+    made = set()
+    session = SimpleNamespace(profile=profile, models=SimpleNamespace(has=lambda key: key in made))
+    forget = [Person(f"{i:03d}", "Full_Set", b"", ()) for i in (1, 2)]
+    retain = [Person("003", "Full_Set", b"", ())]
+    keys = {start: request_key(profile, start, get_method("npo"), "proj+llm", ["Full_Set/001", "Full_Set/002"],
+                               ["Full_Set/003"]) for start in ("model-a", "model-b")}
+    assert keys["model-a"] != keys["model-b"]
+    made.update(keys.values())
+    for start, key in keys.items():
+        assert unlearn_request(session, start, forget, retain, "npo", "proj+llm") == (key, [])
