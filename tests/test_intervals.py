@@ -240,6 +240,8 @@ def test_the_reports_intervals_are_paired_where_the_people_are_the_same():
     low, high = figure3_interval(ev, "forgotten_unlearn", *cells["forgotten_unlearn"])
     forgotten = 100 - 100 * (0.3 / 0.8)  # 80% -> 30% of the answers
     assert low < forgotten < high and high - low < 40
+    missing = {**cells["forgotten_unlearn"][1], "step": 7}  # a request that never ran
+    assert figure3_interval(ev, "forgotten_unlearn", cells["forgotten_unlearn"][0], missing) is None
     low, high = accuracy_interval(ev, cells["retained_retain"][0])
     assert low < retain[0]["accuracy"] < high
     assert accuracy_interval(ev, cells["retained_mmbench"][0]) is None
