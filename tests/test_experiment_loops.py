@@ -173,3 +173,47 @@ def test_modality_runs_ga_on_both_update_targets_from_the_fine_tuned_model(loop)
         ("ga", "proj+llm", FINETUNED, fictional["unlearn"]), ("ga", "llm", FINETUNED, fictional["unlearn"])]
     assert {(x["target"], x["step"], x["model"]) for x in written(run_dir)} == {
         ("proj+llm", 0, FINETUNED), ("llm", 0, FINETUNED)} | {(r.target, 1, r.key) for r in rec.requests}
+
+
+def test_the_protocol_runs_every_experiment_with_modality_on_ga_alone(loop, monkeypatch, tmp_path):
+    """`all`'s loop: the four experiments in order, the modality experiment with GA only whatever the
+    profile's methods (Table B is GA's), and the stage times with the total handed to the report."""
+    from repro.experiments.runner import run_protocol
+
+    handed = {}
+    monkeypatch.setattr(runner_module, "write_outputs", lambda run_dir, stages: handed.update(stages))
+    profile = load_profile("tiny", [*MICRO, "splits.min_accuracy=50", "unlearn.methods=[\"ga\", \"npo\"]"])
+    stages = run_protocol(profile, tmp_path / "protocol", units=tmp_path / "units")
+    assert handed == stages and set(stages) == {"finetuned", "pretrained", "sustainability", "modality", "total"}
+    records = written(tmp_path / "protocol")
+    assert {r["experiment"] for r in records} == {"finetuned", "pretrained", "sustainability", "modality"}
+    assert {r["method"] for r in records if r["experiment"] == "modality"} == {"ga"}
+    assert {r["method"] for r in records if r["experiment"] == "sustainability"} == {"ga", "npo"}
+    assert [r.method for r in loop.rec.requests if r.target == "llm"] == ["ga"]
+
+
+def test_a_measurement_gives_every_split_whole_and_by_modality_and_every_benchmark(monkeypatch, tmp_path):
+    """Runner.measure with the model's answers faked (every question about an even-numbered person right):
+    per split, an "all" record and one per modality, each over exactly its questions; then MMBench's two."""
+    from repro.eval.items import person_items
+
+    def evaluate(self, model_key, items, desc="eval", rule="first-letter"):
+        return {it.uid: it.answer if not it.person or int(it.person[-1]) % 2 == 0 else "none" for it in items}
+
+    monkeypatch.setattr(Session, "evaluate", evaluate)
+    monkeypatch.setattr(session_module, "load_base", lambda *a, **k: pytest.fail("no model is needed"))
+    profile = load_profile("tiny", MICRO)
+    runner = Runner(profile, tmp_path / "run", tmp_path / "units")
+    people = runner.session.data.fictional
+    splits = {"unlearn": people[:2], "retain": people[2:5]}
+    records = runner.measure("m", splits)
+    for split, mine in splits.items():
+        items = person_items(mine)
+        got = {r["modality"]: r for r in records if r["split"] == split}
+        assert set(got) == {"all"} | {it.modality for it in items}
+        for modality, r in got.items():
+            asked = [it for it in items if modality in ("all", it.modality)]
+            right = [it for it in asked if int(it.person[-1]) % 2 == 0]
+            assert (r["n"], r["accuracy"]) == (len(asked), round(100 * len(right) / len(asked), 4))
+            assert r["clusters"] == len({it.person for it in asked})
+    assert [r["split"] for r in records if r["split"] not in splits] == ["mmbench", "mmbench_circular"]
