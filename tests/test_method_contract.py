@@ -196,3 +196,21 @@ def test_a_sequential_loss_scales_like_the_sum_of_its_terms():
     assert scaled.item() == pytest.approx(1.5 * (5.0 + 3.0))
     assert torch.allclose(w.grad, 1.5 * (2 * torch.tensor([1.0, 2.0]) + 1))
     assert (loss * 2).scale == 2.0 and loss.scale == 1.0  # scaling makes a new loss
+
+
+def test_a_frozen_reference_tells_examples_apart_by_their_image_as_well_as_their_tokens():
+    """Two people asked the same question are two examples: the frozen reference keys a row by its tokens
+    (padding dropped) and its image."""
+    from repro.train.reference import _row_key
+
+    ids = torch.tensor([[0, 5, 6, 7], [5, 6, 7, 8], [0, 5, 6, 7]])
+    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1], [0, 1, 1, 1]])
+    pixels = torch.stack([torch.zeros(3, 2, 2), torch.zeros(3, 2, 2), torch.ones(3, 2, 2)])
+    batch = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels}
+    keys = [_row_key(batch, row) for row in range(3)]
+    assert keys[0] != keys[2]  # the same question, another face
+    assert keys[0] != keys[1]  # another question
+    moved = {"input_ids": ids[[2, 0]], "attention_mask": mask[[2, 0]], "pixel_values": pixels[[2, 0]]}
+    assert [_row_key(moved, row) for row in range(2)] == [keys[2], keys[0]]  # wherever the row sits
+    text = {"input_ids": ids, "attention_mask": mask}
+    assert _row_key(text, 0) == _row_key(text, 2)  # no image: the tokens alone
