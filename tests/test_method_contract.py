@@ -214,3 +214,26 @@ def test_a_frozen_reference_tells_examples_apart_by_their_image_as_well_as_their
     assert [_row_key(moved, row) for row in range(2)] == [keys[2], keys[0]]  # wherever the row sits
     text = {"input_ids": ids, "attention_mask": mask}
     assert _row_key(text, 0) == _row_key(text, 2)  # no image: the tokens alone
+
+
+def test_taking_reference_logits_leaves_every_modules_mode_as_it_was():
+    """The references switch the model to eval while they read it and back after: the policy trains on in
+    train mode (LoRA dropout on), and a module kept in eval on purpose stays so."""
+    from repro.errors import ReproError
+    from repro.train.reference import FrozenReference
+
+    model = attach_lora(tiny_llava(), LORA, "proj+llm")
+    model.train()
+    next(iter(model.modules())).training = False  # one module kept in eval
+    modes = [m.training for m in model.modules()]
+    frozen = FrozenReference(model, [make_batch(5)])
+    assert [m.training for m in model.modules()] == modes
+    reference(model)(make_batch(5))
+    assert [m.training for m in model.modules()] == modes
+    with pytest.raises(ReproError) as err:
+        frozen(make_batch(6))
+    assert str(err.value) == "the frozen reference has no logits for an example of this batch"
+    with pytest.raises(ReproError) as err:
+        reference(tiny_llava())
+    assert str(err.value) == ("the reference needs a peft model (the adapter disabled gives the reference weights); "
+                              "got LlavaForConditionalGeneration")
