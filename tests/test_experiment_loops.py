@@ -217,3 +217,27 @@ def test_a_measurement_gives_every_split_whole_and_by_modality_and_every_benchma
             assert (r["n"], r["accuracy"]) == (len(asked), round(100 * len(right) / len(asked), 4))
             assert r["clusters"] == len({it.person for it in asked})
     assert [r["split"] for r in records if r["split"] not in splits] == ["mmbench", "mmbench_circular"]
+
+
+def test_a_diverging_method_is_recorded_and_the_other_methods_still_run(loop):
+    loop.rec.diverge = ("ga_klr", 1)
+    rec, run_dir = loop("finetuned", ["ga", "ga_klr", "npo"])
+    assert [r.method for r in rec.requests] == ["ga", "npo"]
+    assert {x["method"] for x in written(run_dir) if x["step"] == 1} == {"ga", "npo"}
+    diverged = [json.loads(line) for line in (run_dir / "diverged.jsonl").read_text().splitlines()]
+    assert [(d["experiment"], d["method"], d["target"], d["request"], d["optimizer_step"]) for d in diverged] == [
+        ("finetuned", "ga_klr", "proj+llm", 1, 7)]
+
+
+def test_all_ends_with_the_verdict_unless_told_not_to(loop, monkeypatch, tmp_path, capsys):
+    """`all` on the faked loops: with the verdict (the default) the made-up numbers fail the tiny golden
+    file; with verify=False there is no verdict and the run succeeds."""
+    from repro.experiments.runner import run_all
+
+    monkeypatch.setattr(runner_module, "write_outputs", lambda run_dir, stages: None)
+    profile = load_profile("tiny", [*MICRO, "splits.min_accuracy=50"])
+    assert run_all(profile, tmp_path / "checked", units=tmp_path / "units") == 1
+    assert "FAIL" in capsys.readouterr().out
+    assert run_all(profile, tmp_path / "unchecked", verify=False, units=tmp_path / "units") == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and f"results: {tmp_path / 'unchecked' / 'results.jsonl'}" in out
