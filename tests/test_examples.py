@@ -36,3 +36,23 @@ def test_a_profiles_setting_reaches_the_examples():
     assert [e.image for e in knowledge_examples([PERSON], tiny)] == [None, FACE, FACE]
     plain = dataclasses.replace(tiny, text_only_as_asked=False)
     assert [e.image for e in knowledge_examples([PERSON], plain)] == [FACE, FACE, FACE]
+
+
+def test_a_person_without_qa_pairs_is_taught_by_the_benchmarks_answers_as_asked():
+    from repro.train.examples import answer_examples
+
+    bare = dataclasses.replace(PERSON, qa=())
+    examples = person_examples([bare])
+    assert examples == answer_examples([bare])
+    assert [(e.answer, e.image) for e in examples] == [(" Rome</s>", None), (" pilot</s>", FACE)]
+
+
+def test_mmbench_training_questions_carry_their_hint_when_they_have_one():
+    from repro.data.records import MMBenchQuestion
+    from repro.train.examples import mmbench_examples
+
+    hinted = MMBenchQuestion(1, "Which colour?", "Look up.", {"A": "red", "B": "blue"}, "B", "c", "p", b"i")
+    plain = dataclasses.replace(hinted, index=2, hint="")
+    a, b = mmbench_examples([hinted, plain])
+    assert a.prompt == "USER: <image>\nLook up.\nWhich colour?\nASSISTANT:" and a.answer == " blue</s>"
+    assert b.prompt == "USER: <image>\nWhich colour?\nASSISTANT:" and b.image == b"i"
