@@ -241,3 +241,13 @@ def test_all_ends_with_the_verdict_unless_told_not_to(loop, monkeypatch, tmp_pat
     assert run_all(profile, tmp_path / "unchecked", verify=False, units=tmp_path / "units") == 0
     out = capsys.readouterr().out
     assert "FAIL" not in out and f"results: {tmp_path / 'unchecked' / 'results.jsonl'}" in out
+
+
+def test_an_experiment_refuses_an_unknown_method_or_target_before_it_starts(loop, tmp_path):
+    from repro.errors import ConfigError
+
+    profile = load_profile("tiny", MICRO)
+    for methods, targets, named in ((["ga", "nope"], None, "nope"), (["ga"], ["vision"], "vision")):
+        with pytest.raises(ConfigError, match=named):
+            run_experiment(profile, tmp_path / "refused", "finetuned", methods, targets, units=tmp_path / "units")
+    assert loop.rec.requests == [] and not (tmp_path / "refused" / "results.jsonl").exists()
