@@ -113,6 +113,7 @@ def test_sustainability_unlearns_shard_k_at_request_k_from_the_previous_requests
         # each method's chain starts again from the fine-tuned model, then from the previous request's model
         assert [r.start for r in chain] == [FINETUNED] + [r.key for r in chain[:-1]]
         records = [r for r in written(run_dir) if r["method"] == method]
+        assert {(r["experiment"], r["target"]) for r in records} == {("sustainability", "proj+llm")}
         assert {(r["step"], r["model"]) for r in records} == {(0, FINETUNED)} | {
             (k, r.key) for k, r in enumerate(chain, 1)}
         for step in range(6):
