@@ -80,3 +80,28 @@ def test_a_parameter_without_a_gradient_in_a_step_is_not_moved_by_momentum():
     optimise([a, b], iter([[0], [0]]), 2, step_loss, 0.1)
     after_first = 1 - 0.1  # AdamW's first step moves each parameter by lr
     assert a.item() < after_first - 0.05 and b.item() == pytest.approx(after_first)
+
+
+def test_a_steps_loss_is_the_sum_of_its_micro_batches_over_the_accumulation():
+    """One process, grad_accum 3: a step every third micro-batch, its loss the mean of the three."""
+    w = torch.nn.Parameter(torch.zeros(()))
+    losses = optimise([w], iter([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]]), 2,
+                      lambda batch: w * 0 + batch[0], 0.1, grad_accum=3)
+    assert losses == pytest.approx([2.0, 5.0])
+
+
+def test_split_micro_batches_accumulate_too(rank1):
+    """grad_accum 3 over 2 ranks: each micro-batch split; this rank's three slices add up to the step's loss."""
+    _, seen, losses = run(3, [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], 1)
+    assert seen == [[2.0], [4.0], [6.0]] and rank1.divisors == [2]
+    assert losses == pytest.approx([(2.0 + 4.0 + 6.0) * (0.5 * 2 / 3) / 2])
+
+
+def test_the_optimiser_refuses_nothing_to_train_and_names_a_divergence():
+    from repro.errors import ReproError
+    from repro.train.loop import Diverged
+
+    with pytest.raises(ReproError) as err:
+        optimise([], iter([]), 1, lambda batch: batch, 0.1, desc="unlearn npo llm")
+    assert str(err.value) == "unlearn npo llm: no trainable parameters"
+    assert str(Diverged(7, float("nan"))) == "non-finite loss or gradient at step 7 (loss nan)"
