@@ -105,3 +105,17 @@ def test_the_optimiser_refuses_nothing_to_train_and_names_a_divergence():
         optimise([], iter([]), 1, lambda batch: batch, 0.1, desc="unlearn npo llm")
     assert str(err.value) == "unlearn npo llm: no trainable parameters"
     assert str(Diverged(7, float("nan"))) == "non-finite loss or gradient at step 7 (loss nan)"
+
+
+def test_a_finite_loss_with_a_non_finite_gradient_diverges_at_its_step():
+    from repro.train.loop import Diverged
+
+    w = torch.nn.Parameter(torch.tensor(1.0))
+    values = iter([1.0, 0.0])  # step 1 fine; step 2: sqrt at 0, a finite loss with an infinite gradient
+
+    def step_loss(batch):
+        return torch.sqrt(w * next(values))
+
+    with pytest.raises(Diverged) as err:
+        optimise([w], iter([[0], [0]]), 2, step_loss, 0.1)
+    assert (err.value.step, err.value.loss) == (2, 0.0)
