@@ -119,3 +119,13 @@ def test_a_finite_loss_with_a_non_finite_gradient_diverges_at_its_step():
     with pytest.raises(Diverged) as err:
         optimise([w], iter([[0], [0]]), 2, step_loss, 0.1)
     assert (err.value.step, err.value.loss) == (2, 0.0)
+
+
+def test_an_epoch_has_as_many_batches_as_the_shuffle_makes_images_and_text_apart():
+    from repro.train.loop import Example, batches_per_epoch, shuffled_batches
+
+    examples = [Example(f"i{i}", "a", b"img") for i in range(5)] + [Example(f"t{i}", "a", None) for i in range(2)]
+    for size in (1, 2, 3, 4):
+        made = list(shuffled_batches(examples, size, 1, 0))
+        assert batches_per_epoch(examples, size) == len(made)
+    assert batches_per_epoch(examples, 2) == 3 + 1  # 5 with an image in 3 batches, 2 without in 1
