@@ -10,6 +10,7 @@
     nox -s verify -- runs/tiny                          pulse-repro verify runs/tiny, then pytest --results runs/tiny
     nox -s bench -- ...                                 pulse-repro bench ...
     nox -s docker                                       build Dockerfile.cuda, run `all --profile tiny` in it
+    nox -s image                                        the same without a Docker engine or registry (buildah)
     nox -s mutants                                      mutation testing against the fast tier (long)
 
 Every session installs from requirements/ci.txt, the same pins CI installs and that docker/requirements.lock
@@ -219,6 +220,29 @@ def docker(session: nox.Session) -> None:
     if status != 0:
         session.error(f"`{' '.join(command)}` exited {status} in the image")
     session.log(f"results: {runs / 'tiny'}")
+
+
+IMAGE_TOOLS = ("podman", "buildah", "debootstrap")  # Debian bookworm's packages
+
+
+@nox.session(default=False)
+def image(session: nox.Session) -> None:
+    """Build Dockerfile.cuda for real without a Docker engine or registry (buildah, a stand-in base made from
+    Debian's packages in place of the pinned python:3.11-slim-bookworm) and run it as a reviewer would
+    (docker/image_check.py). Installs podman, buildah and debootstrap with apt-get where they are missing."""
+    missing = [tool for tool in IMAGE_TOOLS if shutil.which(tool) is None]
+    if missing:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            session.error(f"{', '.join(missing)} missing: apt-get install {' '.join(IMAGE_TOOLS)} (as root)")
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", *IMAGE_TOOLS, external=True)
+    install_kit(session)  # for `pulse-repro assets fetch`: the micro pre-flight's tokenizer, bound into the image
+    if not (ROOT / ".pulse-assets" / "llava-1.5-processor").is_dir():
+        session.run("pulse-repro", "assets", "fetch")
+    standin = "localhost/pulse-standin-base:3.11-slim-bookworm"
+    if subprocess.run(["podman", "image", "exists", standin], check=False).returncode != 0:
+        session.run("bash", str(ROOT / "docker" / "standin-base.sh"), standin, external=True)
+    session.run("python", str(ROOT / "docker" / "image_check.py"), "--standin", standin, *session.posargs)
 
 
 @nox.session(venv_backend="none", default=False)
