@@ -27,8 +27,6 @@ import os
 import re
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 PROFILE_COMMANDS = {"world", "splits", "run", "all"}  # and `data check`
@@ -195,16 +193,11 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _hub_reachable(env: dict[str, str], timeout: float = 5.0) -> bool:
-    endpoint = env.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    try:
-        urllib.request.urlopen(urllib.request.Request(endpoint + "/api/whoami-v2", method="HEAD"),
-                               timeout=timeout)
-    except urllib.error.HTTPError:
-        return True  # it answered (401 without a token): reachable
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-    return True
+def _hub_reachable(env: dict[str, str]) -> bool:
+    """The kit's one short probe of HF_ENDPOINT (repro/hub.py): any HTTP answer means reachable."""
+    from repro.hub import DEFAULT_ENDPOINT, probe
+
+    return probe(env.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")) is None
 
 
 def hub_needs(profile, model: bool = True) -> list[tuple[str, str]]:

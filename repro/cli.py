@@ -52,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="directory to write (default: $PULSE_ASSETS/llava-1.5-processor, PULSE_ASSETS "
                         "defaulting to .pulse-assets)")
 
+    p = sub.add_parser(
+        "fetch", help="download what a profile reads from the Hugging Face hub (model snapshot, MLLMU-Bench, "
+                      "MMBench) into the HF cache, for machines that cannot reach it",
+        description="Download exactly what the profile reads from the Hugging Face hub: the model's snapshot "
+                    "(config, processor, safetensors weights), MLLMU-Bench and MMBench dev-en, into the HF cache "
+                    "(HF_HOME, HF_HUB_CACHE) or under --local-dir. Run it where the hub is reachable, then copy "
+                    "the cache to the machine that runs the protocol: run, all and preflight find the hub "
+                    "unreachable in seconds and work from the cache. Prints each path and its size.")
+    _profile_args(p)
+    p.add_argument("--local-dir", type=Path, default=None, metavar="DIR",
+                   help="write plain copies to DIR/<repo id> instead of the HF cache (a shared file system); "
+                        "point the profile at them with --set model.source=DIR/... --set data.mllmu=DIR/...")
+
     p = sub.add_parser("splits", help="write the PULSE split manifest (JSON)")
     _profile_args(p)
     p.add_argument("--out", required=True, type=Path, help="manifest file to write")
@@ -141,6 +154,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+HUB_COMMANDS = {"preflight", "run", "all", "splits"}  # the commands that read the profile's model or data
+
+
+def _note(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _fetch_command(args) -> str:
+    """The `pulse-repro fetch` line that gets what this command line's profile reads."""
+    return " ".join(["pulse-repro fetch --profile", args.profile, *(f"--set {o}" for o in args.overrides)])
+
+
+def _fetch(args) -> int:
+    from repro import hub
+
+    done = hub.fetch(args.profile_obj, args.local_dir, say=_note)
+    for repo, path, size in done:
+        print(f"{repo}: {path} ({size / 1e9:.2f} GB)")
+    if done and args.local_dir is None:
+        print(f"HF cache: {hub.hub_cache()}; copy it (or HF_HOME) to a machine without network")
+    return 0
+
+
 def _run_dir(args) -> Path:
     return args.out if args.out is not None else Path("runs") / args.profile_obj.name
 
@@ -148,6 +184,13 @@ def _run_dir(args) -> Path:
 def _dispatch(args) -> int:
     if args.command == "data":
         from repro.data.check import check_source
+
+        if args.source.startswith("hf:"):
+            from repro import hub
+
+            hub.prepare_repos([hub.dataset_repo(args.source[3:].strip(), args.kind)], args.source,
+                              f"pulse-repro data check {args.kind} {args.source}", say=_note,
+                              local=f"check a local copy: `pulse-repro data check {args.kind} DIR`")
 
         summary = check_source(args.kind, args.source)
         print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
@@ -171,6 +214,13 @@ def _dispatch(args) -> int:
 
         return bench_command(args)
     args.profile_obj = load_profile(args.profile, args.overrides)
+    if args.command == "fetch":
+        return _fetch(args)
+    if args.command in HUB_COMMANDS:  # before anything reads from the hub: offline in seconds, not minutes
+        from repro import hub
+
+        hub.prepare(args.profile_obj, _fetch_command(args), weights=args.command != "splits",
+                    model=args.command != "splits", say=_note)
     if args.command == "world":
         from repro.data.world import write_world
 

@@ -17,6 +17,7 @@ from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
 from repro.eval.items import Item, mmbench_items, person_items
 from repro.experiments.keys import world_key
 from repro.experiments.store import cache_dir
+from repro.hub import DATA_FILES
 from repro.train.examples import person_examples
 
 
@@ -32,7 +33,8 @@ class RunData:
         return self.data_dir
 
     def _path(self, spec: str, world_rel: str, kind: str) -> Path:
-        return self._world() / world_rel if spec == "world" else resolve_source(spec, kind)
+        # from the hub, the files its loader reads, as `pulse-repro fetch` downloads them
+        return self._world() / world_rel if spec == "world" else resolve_source(spec, kind, DATA_FILES[kind])
 
     @cached_property
     def mllmu_root(self) -> Path:
@@ -53,7 +55,7 @@ class RunData:
     @cached_property
     def mmbench_train(self):
         spec = self.profile.data.mmbench_train
-        return load_mmbench(self._path(spec, MMBENCH_TRAIN, "mmbench")) if spec else []
+        return load_mmbench(self._path(spec, MMBENCH_TRAIN, "mmbench_train")) if spec else []
 
     @cached_property
     def source_hash(self) -> str:
