@@ -74,6 +74,7 @@ def test_a_cached_snapshot_runs_the_preflight_offline_without_one_retry(micro_sn
     assert "in the Hugging Face cache" in done.stdout  # the weights line: the snapshot was found
 
 
+@pytest.mark.slow  # a process of its own: seconds of imports
 def test_weights_missing_from_the_cache_are_one_line_naming_them_and_the_fetch(micro_snapshot, tmp_path):
     home = tmp_path / "hf-home"
     shutil.copytree(micro_snapshot, home)
@@ -88,6 +89,7 @@ def test_weights_missing_from_the_cache_are_one_line_naming_them_and_the_fetch(m
     assert "--set model.source=DIR" in lines[0]
 
 
+@pytest.mark.slow  # a process of its own: seconds of imports
 def test_an_empty_cache_stops_a_run_before_it_starts_in_one_line(tmp_path):
     done = _cli(["run", "finetuned", "--profile", "llava-1.5-13b", "--out", str(tmp_path / "run")],
                 tmp_path / "empty-home", tmp_path, f"http://127.0.0.1:{_closed_port()}")
@@ -218,6 +220,7 @@ def test_fetch_downloads_exactly_what_the_profile_reads(monkeypatch, tmp_path, c
     assert f"model llava-hf/llava-1.5-13b-hf: {tmp_path / 'mirror' / 'llava-hf/llava-1.5-13b-hf'} (0.00 GB)" in out
 
 
+@pytest.mark.slow  # a process of its own: seconds of imports
 def test_fetch_where_the_hub_is_unreachable_is_one_line(tmp_path):
     done = _cli(["fetch", "--profile", "llava-1.5-13b"], tmp_path / "home", tmp_path,
                 f"http://127.0.0.1:{_closed_port()}")

@@ -4,9 +4,11 @@ measured in one run on the profile's base model (or a --shape model) and its dat
 from __future__ import annotations
 
 import platform
+import sys
 
 import torch
 
+from repro import hub
 from repro.bench import ceiling, evaluation, flops, memory, output, projection, stages, training
 from repro.bench.baselines import BASELINE_NOTE
 from repro.bench.shapes import SHAPES, check_fits, shape_overrides
@@ -36,6 +38,9 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
         raise ReproError("--items and --steps must be at least 1")
     overrides = shape_overrides(shape) + list(overrides)
     profile = load_profile(profile_name, overrides)
+    # a profile's own model and data from the hub: offline from the cache where the hub does not answer
+    hub.prepare(profile, " ".join(["pulse-repro fetch --profile", profile_name, *(f"--set {o}" for o in overrides)]),
+                say=lambda line: print(line, file=sys.stderr))
     seconds_by_stage = stages.stage_seconds(run_dir)  # fail early on a bad --run-dir
     if shape is not None:  # refuse a paper-scale model on CPU before loading any data
         check_fits(profile.model, SHAPES[shape]["vocab"], torch.device("cuda" if torch.cuda.is_available()
