@@ -37,6 +37,7 @@ STANDIN = "localhost/pulse-standin-base:3.11-slim-bookworm"
 TAG = "localhost/pulse-repro:standin"
 ENTRYPOINT = "/usr/local/bin/pulse-entrypoint"
 IMAGE_UID = "1000:1000"  # the Dockerfile's USER
+BUILDAH_EXIT = re.compile(r"^(subprocess exited with status \d+|Error: exit status \d+)\s*$")
 FROM_RE = re.compile(r"^(FROM\s+(?:--\S+\s+)*)(\S+)(.*)$", re.IGNORECASE)
 
 
@@ -97,11 +98,14 @@ class Container:
         # `buildah run`, and whether a `-v` bind to the same path wins depends on Go's map order: seen here,
         # `-v HOST:/runs` silently wrote into a throwaway volume. The working container (not the image) is
         # told to forget its VOLUMEs, so each bind is the mount; `binds reach the host` checks it.
-        declared = _run(["buildah", "inspect", "--type", "container", "--format",
-                         "{{json .OCIv1.Config.Volumes}}", self.name]).stdout.strip()
-        self.volumes = sorted(json.loads(declared) or {}) if declared.startswith("{") else []
+        declared = _run(["podman", "image", "inspect", tag])
+        if declared.returncode != 0:
+            raise CheckFailed(f"podman image inspect {tag}: {declared.stderr.strip()}")
+        self.volumes = sorted((json.loads(declared.stdout)[0].get("Config") or {}).get("Volumes") or {})
         for volume in self.volumes:
-            _run(["buildah", "config", "--volume", f"{volume}-", self.name])
+            done = _run(["buildah", "config", "--volume", f"{volume}-", self.name])
+            if done.returncode != 0:
+                raise CheckFailed(f"buildah config --volume {volume}-: {done.stderr.strip()}")
 
     def run(self, args: list[str], volumes: tuple[str, ...] = (), env: tuple[str, ...] = (),
             user: str = IMAGE_UID, timeout: float = 3600) -> tuple[int, str, float]:
@@ -120,6 +124,8 @@ class Container:
                 print("    | " + line.rstrip(), flush=True)
                 lines.append(line)
             rc = proc.wait(timeout=timeout)
+        while lines and BUILDAH_EXIT.match(lines[-1]):  # buildah's own report of a non-zero exit, not the command's
+            lines.pop()
         return rc, "".join(lines), time.monotonic() - start
 
     def remove(self) -> None:

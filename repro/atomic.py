@@ -7,6 +7,22 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def temporary_dir(path: Path) -> Path:
+    """A new directory beside `path`, to be filled and then renamed over it, with the permissions `mkdir`
+    would give `path`. mkdtemp's own (0700) would follow it through the rename: another user (the host's
+    reviewer of a container's run, a container user reading a bound directory) could not read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())
+    return tmp
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write `text` (UTF-8) through a temporary file in the same directory, flushed to disk, then renamed
     over `path`; on any failure the temporary file is removed. The temporary name is unique, since
@@ -15,6 +31,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600 (see temporary_dir)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

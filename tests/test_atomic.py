@@ -43,3 +43,20 @@ def test_the_temporary_file_is_on_disk_beside_the_target_before_the_rename(tmp_p
     monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append((bool(synced), Path(a).parent == Path(b).parent)), real_replace(a, b))[1])
     atomic_write_text(tmp_path / "f.json", "12345")
     assert synced == [5] and replaced == [(True, True)]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_what_is_written_whole_has_the_permissions_a_plain_write_would_give(tmp_path, umask):
+    """A container's run read on the host by another user, an asset bound into a container: mkstemp's 0600
+    and mkdtemp's 0700 would follow the file or directory through its rename and lock them out."""
+    from repro.atomic import temporary_dir
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "results.json", "{}")
+        made = temporary_dir(tmp_path / "model")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert made.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert made.parent == tmp_path and made.name.startswith(".model.tmp-")

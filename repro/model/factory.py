@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from transformers import (
 )
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from repro.atomic import temporary_dir
 from repro.config import ModelConfig
 from repro.errors import ReproError
 from repro.model.prompts import IMAGE_TOKEN
@@ -192,10 +192,7 @@ def save_model(
 ) -> Path:
     """Write model + processor to `out_dir` atomically: a crash never leaves a half-written checkpoint."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent)
-    )  # same filesystem: rename is atomic
+    tmp = temporary_dir(out)  # same filesystem: rename is atomic
     try:
         model.save_pretrained(tmp)  # transformers 5.x writes safetensors only (no safe_serialization flag)
         processor.save_pretrained(tmp)
