@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
                         "profile's unlearn.methods)")
     p.add_argument("--target", action="append", default=None, help="proj+llm or llm (default: the paper's)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<profile>)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress: neither the bars on a terminal nor the lines written at most every "
+                        "PULSE_PROGRESS_SECONDS (default 30) when the output goes to a file or a pipe")
     p.add_argument("--units", type=Path, default=None, metavar="DIR",
                    help="unit store to read and write (fine-tuned models, adapters, predictions, each under a "
                         "content key; default: the cache's, $PULSE_CACHE/units/<instruction set>, shared by "
@@ -89,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("all", help="run every experiment, then write the report")
     _profile_args(p)
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<profile>)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress: neither the bars on a terminal nor the lines written at most every "
+                        "PULSE_PROGRESS_SECONDS (default 30) when the output goes to a file or a pipe")
     p.add_argument("--units", type=Path, default=None, metavar="DIR",
                    help="unit store to read and write (fine-tuned models, adapters, predictions, each under a "
                         "content key; default: the cache's, $PULSE_CACHE/units/<instruction set>, shared by "
@@ -112,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     _profile_args(p)
     p.add_argument("--units", type=Path, default=None, metavar="DIR",
                    help="unit store whose free disk is checked (default: $PULSE_CACHE/units/<instruction set>)")
+
+    p = sub.add_parser("status", help="what a run has done, what is left and about how long it will take "
+                                      "(read-only: safe while the run goes on)")
+    p.add_argument("run_dir", type=Path, help="the run directory (the --out of run or all), or a parent of "
+                                               "`all --seeds` runs")
 
     p = sub.add_parser("report", help="write tables and figures for a run directory")
     p.add_argument("run_dir", type=Path)
@@ -200,8 +211,17 @@ def _dispatch(args) -> int:
 
         print(f"wrote {fetch_llava_processor(args.out)}")
         return 0
+    if getattr(args, "quiet", False):
+        from repro.progress import set_quiet
+
+        set_quiet()
+    if args.command == "status":
+        from repro.experiments.status import run_status
+
+        print(run_status(args.run_dir))
+        return 0
     if args.command == "report":
-        from repro.report.tables import write_report
+        from repro.report.write import write_report
 
         write_report(args.run_dir)
         return 0

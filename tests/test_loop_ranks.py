@@ -17,6 +17,7 @@ class RecordingDist:
     """Rank 1 of 2. reduce_gradients records its divisor and leaves the gradients as this rank made them."""
 
     rank, world = 1, 2
+    is_main = False  # rank 1: no progress lines of its own
 
     def __init__(self):
         self.divisors = []

@@ -70,8 +70,9 @@ def test_a_requests_unit_is_named_by_its_start_model_and_a_made_one_is_not_made_
     from repro.train.methods import get_method
 
     profile = load_profile("tiny")
-    made = set()
-    session = SimpleNamespace(profile=profile, models=SimpleNamespace(has=lambda key: key in made))
+    made, recorded = set(), []
+    session = SimpleNamespace(profile=profile, models=SimpleNamespace(has=lambda key: key in made),
+                              units=SimpleNamespace(record=recorded.append))
     forget = [Person(f"{i:03d}", "Full_Set", b"", ()) for i in (1, 2)]
     retain = [Person("003", "Full_Set", b"", ())]
     keys = {start: request_key(profile, start, get_method("npo"), "proj+llm", ["Full_Set/001", "Full_Set/002"],
@@ -80,3 +81,7 @@ def test_a_requests_unit_is_named_by_its_start_model_and_a_made_one_is_not_made_
     made.update(keys.values())
     for start, key in keys.items():
         assert unlearn_request(session, start, forget, retain, "npo", "proj+llm") == (key, [])
+        # found in the store: units.jsonl says so, with whom it was made to forget and retain
+        assert {k: recorded[-1][k] for k in ("kind", "key", "start", "made", "forget", "retain")} == {
+            "kind": "request", "key": key, "start": start, "made": False,
+            "forget": ["Full_Set/001", "Full_Set/002"], "retain": ["Full_Set/003"]}

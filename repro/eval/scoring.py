@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from repro import distributed, prefetch
 from repro.errors import ReproError
 from repro.eval.answers import ANSWER_RULES, first_letter
 from repro.eval.items import Item
 from repro.model.prompts import encode_prompts, encode_training_batch
+from repro.progress import progress
 from repro.registry import Registry
 
 GENERATE_TOKENS = 50  # MLLMU-Bench eval.py: max_new_tokens=50
@@ -98,14 +98,17 @@ def _each_batch(batches: list[list], encode: Callable[[list], dict], score: Call
     in a background thread while this one is scored; halves of a batch split by `halving_on_oom` are
     encoded anew."""
     out: dict = {}
+    bar = progress(len(batches), desc)
     with prefetch.prepared_ahead(batches, encode, ahead) as source:
-        for batch, get in tqdm(source, total=len(batches), desc=desc, leave=False, disable=None):
+        for batch, get in source:
             encoded = get()
 
             def scored(part: list, whole: list = batch, enc: dict = encoded) -> dict:
                 return score(part, enc if part is whole else encode(part))
 
             out.update(halving_on_oom(scored, batch, desc))
+            bar.update()
+    bar.close()
     return out
 
 

@@ -24,6 +24,7 @@ from repro import distributed
 from repro.atomic import atomic_write_text
 from repro.config import Profile
 from repro.errors import ReproError
+from repro.experiments.provenance import read_units
 from repro.experiments.results import read_results
 from repro.experiments.runner import MODALITY_TARGETS, PAPER_TARGET, Runner, conclude, write_outputs
 from repro.experiments.store import default_units_dir
@@ -147,12 +148,14 @@ def _start(cell: Cell, run_dir: Path, cell_args: list[str], device_env: dict[str
 
 
 def _merge(cells: list[Cell], run_dir: Path, runner: Runner) -> None:
-    """Cell records into RUN_DIR/results.jsonl in protocol order (identities already there are skipped),
-    divergences into RUN_DIR/diverged.jsonl, and the manifest with the celebrity selection."""
+    """Cell records into RUN_DIR/results.jsonl in protocol order (identities already there are skipped), their
+    units into RUN_DIR/units.jsonl, divergences into RUN_DIR/diverged.jsonl, and the manifest with the
+    celebrity selection."""
     diverged: list[str] = []
     for cell in cells:
         cell_dir = run_dir / "cells" / cell.name
         runner.results.append(read_results(cell_dir / "results.jsonl"))
+        runner.session.units.extend(read_units(cell_dir))
         if (cell_dir / "diverged.jsonl").exists():
             diverged += [line for line in (cell_dir / "diverged.jsonl").read_text().splitlines(keepends=True)
                          if line not in diverged]

@@ -214,7 +214,7 @@ def run_protocol(profile: Profile, run_dir: Path, units: Path | None = None) -> 
 
 def write_outputs(run_dir: Path, stages: dict[str, float]) -> None:
     """What a finished protocol leaves besides its records: the stage times and the report."""
-    from repro.report.tables import write_report
+    from repro.report.write import write_report
 
     atomic_write_text(run_dir / "stages.json", json.dumps(stages, indent=2))
     write_report(run_dir)

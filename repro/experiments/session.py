@@ -4,6 +4,7 @@ once per model and question set)."""
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from repro.experiments.base_model import load_base
 from repro.experiments.data import RunData
 from repro.experiments.disk import weight_bytes
 from repro.experiments.models import ModelCache
-from repro.experiments.store import UnitStore, default_units_dir
+from repro.experiments.provenance import UnitLog, lora_digest, model_facts
+from repro.experiments.store import UnitStore, base_model_path, default_units_dir
 from repro.hashing import seed_from_key
 from repro.model.factory import context_length
 from repro.train.examples import knowledge_examples
@@ -31,6 +33,7 @@ class Session:
         self.run_dir = run_dir
         self.data = RunData(profile, data_dir)
         self.store = UnitStore(units or default_units_dir())
+        self.units = UnitLog(run_dir)  # units.jsonl: what each unit this run made or found was made from
         dist = distributed.current()  # None when alone; under a launcher, this rank's device
         self.device = (dist.device if dist is not None
                        else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
@@ -42,8 +45,17 @@ class Session:
 
     @cached_property
     def _base(self) -> tuple[ModelCache, object]:
-        model, processor = load_base(self.profile, self.data, self.base_key, self.device)
-        models = ModelCache(model, self.store, self.profile.finetune)
+        p = self.profile
+        built = p.model.source == "tiny" and not base_model_path(self.base_key).exists()
+        t0 = time.perf_counter()
+        model, processor = load_base(p, self.data, self.base_key, self.device)
+        unit = {"kind": "base", "key": self.base_key, "start": p.model.source, "seed": p.base_seed, "made": built,
+                "wall_s": round(time.perf_counter() - t0, 1), **model_facts(model)}
+        if built:
+            unit.update(torch_seed=seed_from_key(self.base_key), steps=p.pretrain.steps,
+                        people=sorted(x.key for x in self.data.celebrities))
+        self.units.record(unit)
+        models = ModelCache(model, self.store, p.finetune)
         models.keep(self.base_key)
         return models, processor
 
@@ -68,25 +80,37 @@ class Session:
 
     def finetuned(self) -> str:
         """LoRA fine-tune of the base model on the fictional pool, merged (the "vanilla" model)."""
-        key, models = self.finetuned_key, self.models
-        if models.is_kept(key):
+        key, cfg = self.finetuned_key, self.profile.finetune
+        people = self.data.split("pool")
+        record = {"kind": "finetuned", "key": key, "start": self.base_key, "target": cfg.target,
+                  "people": sorted(x.key for x in people), "seed": self.profile.seed, "torch_seed": seed_from_key(key)}
+        if self.models.is_kept(key):  # this process has it (its record is written)
             return key
+        t0 = time.perf_counter()
+        made = self.train_finetuned(key, knowledge_examples(people, cfg))
+        self.units.record({**record, **made, "wall_s": round(time.perf_counter() - t0, 1)})
+        return key
+
+    def train_finetuned(self, key: str, examples) -> dict:
+        """The fine-tuned model `key` loaded from the store, or trained on `examples` and kept there; what the
+        unit record says of it (made or found; when made, its adapter's first weights, examples and steps)."""
+        models, cfg = self.models, self.profile.finetune
         unit = f"model-{key}.safetensors"
         model = models.model(self.base_key)
         if self.store.exists(unit):
             self.store.load_weights(unit, model)
             models.keep(key)
-            return key
+            return {"made": False, **model_facts(model)}
         self.store.require_free(weight_bytes(model), f"the fine-tuned model ({unit})")
-        cfg = self.profile.finetune
         torch.manual_seed(seed_from_key(key))
-        examples = knowledge_examples(self.data.split("pool"), cfg)
         models.live_unknown()  # training changes the live weights in place
-        model = finetune(model, examples, cfg, self.profile.seed, self.encode,
-                         self.profile.model.gradient_checkpointing)
+        facts: dict = {"made": True, "examples": len(examples)}
+        model, losses = finetune(model, examples, cfg, self.profile.seed, self.encode,
+                                 self.profile.model.gradient_checkpointing,
+                                 lambda peft_model: facts.update(lora_init=lora_digest(peft_model)))
         self.store.write_tensors(unit, model.state_dict())
         models.keep(key)
-        return key
+        return {**facts, "steps": len(losses), **model_facts(model)}
 
     # ---- predictions ----------------------------------------------------------------------------
     def evaluate(self, model_key: str, items: list[Item], desc: str = "eval",
@@ -97,11 +121,16 @@ class Session:
         e = self.profile.eval
         how = [e.scoring] if e.scoring != "letter" else [e.scoring, rule, e.generate_tokens]
         unit = f"eval-{keys.predictions_key(model_key, how, [item_digest(it) for it in items])}.json"
+        record = {"kind": "predictions", "key": unit.removeprefix("eval-").removesuffix(".json"), "start": model_key,
+                  "scored": sorted({it.person for it in items if it.person}), "items": len(items), "scoring": how}
+        t0 = time.perf_counter()
         kept = self.store.read_json(unit)
         if kept is not None:
+            self.units.record({**record, "made": False})
             return kept
         model = self.models.model(model_key)
         preds = predict(model, self.processor, items, e.scoring, e.batch_size, prompt_limit(context_length(model), e),
                         desc, rule, e.generate_tokens)
         self.store.write_json(unit, preds)
+        self.units.record({**record, "made": True, "wall_s": round(time.perf_counter() - t0, 1), **model_facts(model)})
         return preds

@@ -16,6 +16,7 @@ from repro.errors import ReproError
 from repro.eval.intervals import interval_fields
 from repro.experiments.results import IDENTITY, read_results
 from repro.report.evidence import Evidence
+from repro.report.tables import render_tables  # one way: tables knows nothing of seeds
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
 
@@ -77,7 +78,6 @@ def _sd(values: list) -> float | None:
 def write_seeds_report(parent: Path) -> Path:
     """PARENT/report/{tables.md, figure3.png, figure4.png} across the seed-N runs; prints the tables."""
     from repro.report.figures import plot_figure3, plot_figure4
-    from repro.report.tables import render_tables
     from repro.report.views import figure3, figure4
 
     dirs = seed_runs(parent)

@@ -11,18 +11,14 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from repro.errors import ReproError
 from repro.eval.metrics import CHANCE
-from repro.experiments.results import read_results
 from repro.report.evidence import Evidence, value_of
 from repro.report.views import (
     METHOD_NAMES,
     accuracy_interval,
-    figure3,
     figure3_cells,
     figure3_interval,
     figure3_value,
-    figure4,
     figure4_cells,
     table_b_cells,
 )
@@ -104,24 +100,3 @@ def run_evidence(run_dir: Path, records: list[dict]) -> Evidence:
     except (FileNotFoundError, json.JSONDecodeError):
         profile = {}
     return Evidence(records, int(profile.get("eval", {}).get("bootstrap_resamples", 1000)), int(profile.get("seed", 0)))
-
-
-def write_report(run_dir: Path) -> Path:
-    """Write RUN_DIR/report/{tables.md, figure3.png, figure4.png}, print the tables, return the folder. A
-    directory of seed-N runs (`all --seeds`) gets the report across seeds."""
-    from repro.report.figures import plot_figure3, plot_figure4
-    from repro.report.seeds import seed_runs, write_seeds_report
-
-    if not (run_dir / "results.jsonl").exists() and seed_runs(run_dir):
-        return write_seeds_report(run_dir)
-    records = read_results(run_dir / "results.jsonl")
-    if not records:
-        raise ReproError(f"{run_dir / 'results.jsonl'}: no results to report")
-    out = run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    text = render_tables(records, run_evidence(run_dir, records))
-    (out / "tables.md").write_text(text)
-    print(text)
-    plot_figure3(figure3(records), out / "figure3.png")
-    plot_figure4(figure4(records), out / "figure4.png")
-    return out

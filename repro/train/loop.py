@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 from transformers import get_constant_schedule, get_cosine_schedule_with_warmup
 
 from repro import distributed, prefetch
 from repro.errors import ReproError
+from repro.progress import progress
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def optimise(params: list[torch.nn.Parameter], batches: Iterator, total_steps: i
     sched = (get_cosine_schedule_with_warmup(opt, warmup, total_steps) if schedule == "cosine"
              else get_constant_schedule(opt))
     losses: list[float] = []
-    bar = tqdm(total=total_steps, desc=desc, leave=False, disable=None)
+    bar = progress(total_steps, desc)
     running = 0.0
     dist = distributed.current()
     if dist is not None:

@@ -67,15 +67,19 @@ def pretrain(model, celebrities: list[Person], mmbench_train: list[MMBenchQuesti
 
 
 def finetune(model, examples: list[Example], cfg: FinetuneConfig, seed: int, encode: Encode,
-             checkpointing: bool = False):
+             checkpointing: bool = False,
+             before_training: Callable[[PeftModel], None] | None = None) -> tuple[object, list[float]]:
     """LoRA fine-tuning on `examples` under `cfg.target`, merged: returns the merged model (the same object,
-    its weights now the fine-tuned ones). The caller seeds torch (LoRA initialisation, dropout)."""
+    its weights now the fine-tuned ones) and the step losses. The caller seeds torch (LoRA initialisation,
+    dropout); `before_training` sees the adapter-wrapped model before the first step."""
     peft_model = attach_lora(model, cfg, cfg.target, checkpointing)
     steps = cfg.epochs * batches_per_epoch(examples, cfg.batch_size) // cfg.grad_accum
     params = [p for p in peft_model.parameters() if p.requires_grad]
-    train(peft_model, params, shuffled_batches(examples, cfg.batch_size, cfg.epochs, seed), steps, cfg.lr, 0,
-          "constant", cfg.grad_accum, "fine-tune", encode)
-    return merge(peft_model)
+    if before_training is not None:
+        before_training(peft_model)
+    losses = train(peft_model, params, shuffled_batches(examples, cfg.batch_size, cfg.epochs, seed), steps, cfg.lr,
+                   0, "constant", cfg.grad_accum, "fine-tune", encode)
+    return merge(peft_model), losses
 
 
 @dataclass

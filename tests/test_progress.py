@@ -1,0 +1,106 @@
+"""Progress where the output goes: plain lines at a bounded rate in a file or a pipe (a fake clock here; a
+real run through a pipe in the slow test), nothing under --quiet, and a line's fields."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from small_model import MICRO
+
+from repro import progress
+
+LINE = re.compile(r"^pulse-repro: (?P<desc>.+?) (?P<n>\d+)/(?P<total>\d+) \(\d+%\)(?:, loss -?[\d.]+)?, "
+                  r"[\d.e+-]+ it/s, elapsed \d+:\d\d(?:, ETA \d+:\d\d)?$")
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_lines_come_at_most_once_an_interval_and_once_at_the_end():
+    clock, out = Clock(), io.StringIO()
+    bar = progress.LineProgress(1000, "fine-tune", every=30.0, stream=out, clock=clock)
+    for step in range(1000):  # 0.1 s a step: 100 s in all
+        clock.now = (step + 1) / 10
+        bar.set_postfix(loss=f"{1 - step / 1000:.3f}")
+        bar.update()
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4  # at 30, 60 and 90 s, then the end
+    assert all(LINE.match(line) for line in lines), lines
+    assert lines[0] == "pulse-repro: fine-tune 300/1000 (30%), loss 0.701, 10 it/s, elapsed 0:30, ETA 1:10"
+    assert lines[-1] == "pulse-repro: fine-tune 1000/1000 (100%), loss 0.001, 10 it/s, elapsed 1:40"
+
+
+def test_a_loop_shorter_than_the_interval_says_nothing():
+    clock, out = Clock(), io.StringIO()
+    bar = progress.LineProgress(50, "eval people", every=30.0, stream=out, clock=clock)
+    for _ in range(50):
+        clock.now += 0.5
+        bar.update()
+    bar.close()
+    assert out.getvalue() == ""
+
+
+def test_quiet_silences_both_and_a_pipe_gets_lines(monkeypatch):
+    monkeypatch.setenv("PULSE_QUIET", "1")
+    assert isinstance(progress.progress(10, "x"), progress.Silent)
+    monkeypatch.delenv("PULSE_QUIET")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    monkeypatch.setenv("PULSE_PROGRESS_SECONDS", "5")
+    bar = progress.progress(10, "x")
+    assert isinstance(bar, progress.LineProgress) and bar.every == 5.0
+
+
+def test_hours_are_written_as_hours():
+    clock, out = Clock(), io.StringIO()
+    bar = progress.LineProgress(10, "unlearn npo proj+llm", every=1.0, stream=out, clock=clock)
+    clock.now = 3 * 3600 + 5
+    bar.update(5)
+    assert out.getvalue().strip().endswith("elapsed 3:00:05, ETA 3:00:05")
+
+
+@pytest.mark.slow
+def test_a_run_whose_output_goes_to_a_pipe_shows_its_progress_at_the_bounded_rate(tmp_path):
+    """`run finetuned` on the miniature of the miniature with its stderr a pipe: progress lines of the
+    fine-tune and the request, each loop's lines at least the interval apart (read as they come), far fewer
+    than the steps; with --quiet, none."""
+    every = 1.0
+    args = [sys.executable, "-m", "repro", "run", "finetuned", "--method", "ga",
+            *(a for o in [*MICRO, "finetune.epochs=3"] for a in ("--set", o))]
+    env = {**os.environ, "PULSE_CACHE": str(tmp_path / "cache"), "PULSE_PROGRESS_SECONDS": str(every)}
+    env.pop("PULSE_QUIET", None)
+    seen: list[tuple[float, str]] = []
+    with subprocess.Popen([*args, "--out", str(tmp_path / "run"), "--units", str(tmp_path / "units")], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                          text=True, env=env, cwd=tmp_path) as proc:
+        for line in proc.stderr:
+            seen.append((time.monotonic(), line.rstrip("\n")))
+        assert proc.wait() == 0
+    lines = [(t, line) for t, line in seen if LINE.match(line)]
+    descs = {LINE.match(line)["desc"] for _, line in lines}
+    assert "fine-tune" in descs, [line for _, line in seen]
+    for desc in descs:
+        mine = [(t, line) for t, line in lines if LINE.match(line)["desc"] == desc]
+        steps = int(LINE.match(mine[-1][1])["total"])
+        assert len(mine) < steps, (desc, mine)
+        # every line but the closing one comes at least an interval after the one before (read time, less
+        # the pipe's jitter)
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(mine[:-1])]
+        assert all(g >= every * 0.8 for g in gaps), (desc, gaps)
+    # a store of its own: the same training again, in silence
+    quiet = subprocess.run([*args, "--out", str(tmp_path / "quiet"), "--units", str(tmp_path / "units-quiet"),
+                            "--quiet"], capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
+    assert not [line for line in quiet.stderr.splitlines() if LINE.match(line)]
+    assert Path(tmp_path / "quiet" / "units.jsonl").is_file()
