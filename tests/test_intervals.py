@@ -248,3 +248,20 @@ def test_the_reports_intervals_are_paired_where_the_people_are_the_same():
     row = next(line for line in render_tables(records, ev).splitlines() if line.startswith("| finetuned"))
     cells_text = [c.strip() for c in row.strip("|").split("|")]
     assert cells_text[2].startswith(f"{forgotten:.1f} [") and cells_text[3] == "100.0"  # paired: no spread
+
+
+@pytest.mark.slow
+def test_each_seed_trains_its_own_lora_initialisation_on_one_base(seeds_run):
+    """units.jsonl of each seed: the fine-tuned model and every request start from other LoRA weights (drawn
+    from a seed of their own), over the one base model both seeds share."""
+    from repro.experiments.provenance import read_units
+
+    parent, _, _ = seeds_run
+    units = {s: read_units(parent / f"seed-{s}") for s in (0, 1)}
+    finetuned = {s: next(u for u in units[s] if u["kind"] == "finetuned") for s in (0, 1)}
+    assert finetuned[0]["start"] == finetuned[1]["start"]
+    assert finetuned[0]["lora_init"] != finetuned[1]["lora_init"]
+    assert finetuned[0]["torch_seed"] != finetuned[1]["torch_seed"]
+    inits = {s: [u["lora_init"] for u in units[s] if u["kind"] == "request" and u.get("made")] for s in (0, 1)}
+    assert inits[0] and inits[1]
+    assert not set(inits[0]) & set(inits[1])  # no request of seed 1 starts from an adapter of seed 0

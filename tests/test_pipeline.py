@@ -47,6 +47,42 @@ def test_every_cell_the_paper_reports_is_recorded(micro_run):
     assert len(have) == len(records), "a cell was recorded twice"
 
 
+def test_units_jsonl_lists_every_unit_of_the_run_with_what_it_was_made_from(micro_run):
+    from repro.experiments.provenance import read_units
+
+    _, run_dir = micro_run
+    units = read_units(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    by_kind = {kind: [u for u in units if u["kind"] == kind] for kind in ("base", "finetuned", "request", "predictions")}
+    assert len(by_kind["base"]) == 1 and len(by_kind["finetuned"]) == 1
+    # every model a result was measured on is a unit of the run
+    assert {r["model"] for r in read_results(run_dir / "results.jsonl")} <= {u["key"] for u in units}
+    for unit in by_kind["finetuned"] + [u for u in by_kind["request"] if u["made"]]:
+        for field in ("start", "seed", "torch_seed", "lora_init", "examples", "steps", "wall_s", "device", "dtype"):
+            assert field in unit, (unit["kind"], field)
+    assert by_kind["finetuned"][0]["people"] == manifest["fictional"]["pool"]
+    chains = {}
+    for unit in by_kind["request"]:
+        assert {"method", "params", "target", "reference", "forget", "retain", "made"} <= set(unit)
+        assert not set(unit["forget"]) & set(unit["retain"])
+        if len(unit["forget"]) == 1:  # the sustainability chain's one-person shards
+            chains.setdefault(unit["method"], []).append(unit)
+    for chain in chains.values():
+        assert [sorted(u["forget"]) for u in chain] == manifest["fictional"]["shards"]
+        assert [u["start"] for u in chain[1:]] == [u["key"] for u in chain[:-1]]
+    selected = sorted(manifest["celebrities"]["unlearn"])
+    assert any(sorted(u["forget"]) == selected for u in by_kind["request"])  # the pretrained experiment
+    assert "## What was run" in (run_dir / "report" / "tables.md").read_text()
+
+
+def test_status_of_a_finished_run_has_nothing_left(micro_run):
+    from repro.experiments.status import run_status
+
+    _, run_dir = micro_run
+    text = run_status(run_dir)
+    assert "34 of 34 measurements done; finished" in text and "left:" not in text
+
+
 def test_shard_sizes_and_counts_follow_the_profile(micro_run):
     _, run_dir = micro_run
     records = read_results(run_dir / "results.jsonl")
