@@ -79,6 +79,10 @@ def test_differences_name_the_field_or_nothing():
     assert diffs == ["cpu_capability: DEFAULT (recorded: AVX2, AVX512)"]
     assert differences({**env("AVX2"), "threads": 16}, covered) == ["threads: 16 (recorded: 2)"]
     assert differences({}, covered)[0].startswith("device: not recorded")
+    # another CPU with the same instruction set computes other floats: its ranges are not the recorded ones
+    intel = "Intel(R) Xeon(R) Processor (family 6, model 143)"
+    assert differences({**env("AVX512"), "cpu": intel}, covered) == [
+        f"cpu: {intel} (recorded: AMD EPYC (family 26, model 2))"]
 
 
 def test_a_run_directory_is_not_resumed_under_another_instruction_set(tmp_path):
@@ -182,7 +186,7 @@ def test_record_refuses_a_cap_the_machine_did_not_take(tmp_path):
 GOLDEN = """
 [golden]
 profile = "tiny"
-environments = [{ device = "cpu", cpu_capability = "AVX2", threads = 2, torch = "2.13.0+cpu", transformers = "5.23.0", peft = "0.21.2" }]
+environments = [{ device = "cpu", cpu_capability = "AVX2", threads = 2, torch = "2.13.0+cpu", transformers = "5.23.0", peft = "0.21.2", cpu = "AMD EPYC (family 26, model 2)" }]
 
 [[number]]
 name = "r"
