@@ -211,10 +211,11 @@ def _dispatch(args) -> int:
 
         print(f"wrote {fetch_llava_processor(args.out)}")
         return 0
-    if getattr(args, "quiet", False):
-        from repro.progress import set_quiet
+    from repro.progress import library_bars_off_unless_terminal, set_quiet
 
+    if getattr(args, "quiet", False):
         set_quiet()
+    library_bars_off_unless_terminal()
     if args.command == "status":
         from repro.experiments.status import run_status
 

@@ -30,6 +30,18 @@ def set_quiet() -> None:
     os.environ["PULSE_QUIET"] = "1"  # for this process and every one it starts (grid cells, golden runs)
 
 
+def library_bars_off_unless_terminal() -> None:
+    """The libraries' own bars (transformers' "Writing model shards", huggingface_hub's downloads) redraw
+    themselves with carriage returns, which a log file keeps as one long line: off wherever the kit's own
+    progress is lines or nothing."""
+    if quiet() or not sys.stderr.isatty():
+        from huggingface_hub.utils import disable_progress_bars
+        from transformers.utils import logging
+
+        disable_progress_bars()
+        logging.disable_progress_bar()
+
+
 def interval() -> float:
     value = os.environ.get("PULSE_PROGRESS_SECONDS", "")
     try:

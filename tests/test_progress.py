@@ -110,3 +110,17 @@ def _seconds(line: str) -> int:
     for part in clock.split(":"):
         total = total * 60 + int(part)
     return total
+
+
+def test_the_libraries_own_bars_are_off_in_a_file(monkeypatch):
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+    from transformers.utils import logging
+
+    monkeypatch.delenv("PULSE_QUIET", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a file, not a terminal
+    try:
+        progress.library_bars_off_unless_terminal()
+        assert not logging.is_progress_bar_enabled() and are_progress_bars_disabled()
+    finally:
+        enable_progress_bars()
+        logging.enable_progress_bar()
