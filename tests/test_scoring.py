@@ -161,11 +161,11 @@ def test_images_reach_the_processor_as_rgb_whatever_their_mode():
 
 def test_batches_are_of_one_kind_at_most_the_batch_size_and_hold_every_item_once():
     from repro.eval.items import Item
-    from repro.eval.scoring import _batches
+    from repro.eval.scoring import length_batches
 
     png = _png("RGB")
     items = [Item(f"u{i}", "p" * (i % 5), "", {"A": "a"}, "A", png if i % 3 else None, "multi") for i in range(23)]
-    batches = _batches(items, 4, lambda it: len(it.prompt))
+    batches = length_batches(items, 4, lambda it: len(it.prompt))
     assert sorted(it.uid for b in batches for it in b) == sorted(it.uid for it in items)
     assert all(len(b) <= 4 for b in batches)
     assert all(len({it.image is None for it in b}) == 1 for b in batches)  # images and text never mix

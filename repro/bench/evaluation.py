@@ -6,7 +6,7 @@ from __future__ import annotations
 from repro.bench.baselines import generate_per_question
 from repro.bench.clock import best_of, timed
 from repro.bench.workload import Workload
-from repro.eval.scoring import predict, score_letter
+from repro.eval.scoring import length_batches, predict, score_letter
 from repro.model.prompts import encode_prompts
 
 WARMUP_ITEMS = 4
@@ -22,6 +22,27 @@ def prompt_tokens(w: Workload) -> int:
                              w.profile.model.max_length)
         n += int(enc["attention_mask"].sum())
     return n
+
+
+def padding_share(w: Workload, grouped: bool) -> float:
+    """Share of the letter scorer's input positions that are padding: over its own batches (by modality and
+    prompt length, `grouped`) or over batches in question order, the same size (what grouping saves)."""
+    size = max(1, w.profile.eval.batch_size)
+    batches = (length_batches(w.items, size, lambda it: len(it.prompt)) if grouped
+               else [w.items[i:i + size] for i in range(0, len(w.items), size)])
+    padded = real = 0
+    for batch in batches:
+        enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.image for it in batch],
+                             w.profile.model.max_length)
+        padded += enc["attention_mask"].numel()
+        real += int(enc["attention_mask"].sum())
+    return round(1 - real / padded, 4) if padded else 0.0
+
+
+def attention_implementation(model) -> str:
+    """The attention the language model runs (sdpa, eager, flash_attention_2, ...), as transformers chose it."""
+    config = getattr(model.config, "text_config", model.config)
+    return str(getattr(config, "_attn_implementation", None) or "unknown")
 
 
 def measure_eval(w: Workload) -> dict:
@@ -47,4 +68,7 @@ def measure_eval(w: Workload) -> dict:
         "agreement": sum(fast[it.uid] == slow[it.uid] for it in items) / n,
         "answered": sum(bool(fast[it.uid]) for it in items) / n,  # share of answers that start with A-D
         "prompt_tokens": prompt_tokens(w),
+        "padding_share": padding_share(w, grouped=True),
+        "padding_share_in_question_order": padding_share(w, grouped=False),
+        "attention": attention_implementation(model),
     }

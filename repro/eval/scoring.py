@@ -41,7 +41,7 @@ def _image(item: Item) -> Image.Image | None:
     return Image.open(io.BytesIO(item.image)).convert("RGB") if item.image is not None else None
 
 
-def _batches(items: Sequence[Item], size: int, length: Callable[[Item], int]) -> list[list[Item]]:
+def length_batches(items: Sequence[Item], size: int, length: Callable[[Item], int]) -> list[list[Item]]:
     """Batch by modality (images and no images never mix) and by length, so padding stays small."""
     order = sorted(items, key=lambda it: (it.image is None, length(it), it.uid))
     out: list[list[Item]] = []
@@ -160,7 +160,7 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
             out.update((it.uid, parse(text, it.options)) for it, text in zip(fallback, texts))
         return out
 
-    batches = _mine(_batches(items, batch_size, lambda it: len(it.prompt)))
+    batches = _mine(length_batches(items, batch_size, lambda it: len(it.prompt)))
     # the baseline (generate) encodes in line, as MLLMU-Bench does
     preds = _each_batch(batches, encode, letters, mode == "fast" and prefetch.pays_on(model.device), desc)
     if distributed.current() is not None:
@@ -197,7 +197,7 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
         return {(it.uid, letter): logp[row, token].item()
                 for row, it in enumerate(batch) for letter, token in single[it.uid].items()}
 
-    scores.update(_each_batch(_mine(_batches(fast, batch_size, lambda it: len(it.context))), encode_contexts,
+    scores.update(_each_batch(_mine(length_batches(fast, batch_size, lambda it: len(it.context))), encode_contexts,
                               single_token_scores, prefetch.pays_on(model.device), desc))
     # Options of several tokens: one row per (item, option), the continuation's log-probability summed.
     rows = [(it, letter) for it in items if it.uid not in single for letter in sorted(it.options)]
@@ -215,7 +215,7 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
         return {(it.uid, letter): value
                 for (it, letter), value in zip(picked, sequence_logprob(logits, enc["labels"]).tolist())}
 
-    scores.update(_each_batch(_mine(_batches(pseudo, batch_size, lambda p: len(p.context))), encode_continuations,
+    scores.update(_each_batch(_mine(length_batches(pseudo, batch_size, lambda p: len(p.context))), encode_continuations,
                               continuation_scores, prefetch.pays_on(model.device), desc))
     scores = _gathered(scores)
     return {it.uid: max(sorted(it.options), key=lambda L: scores[(it.uid, L)]) for it in items}
