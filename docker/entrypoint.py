@@ -195,9 +195,9 @@ def _cuda_available() -> bool:
 
 def _hub_reachable(env: dict[str, str]) -> bool:
     """The kit's one short probe of HF_ENDPOINT (repro/hub.py): any HTTP answer means reachable."""
-    from repro.hub import DEFAULT_ENDPOINT, probe
+    from repro.hub import endpoint, probe
 
-    return probe(env.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")) is None
+    return probe(endpoint(env)) is None
 
 
 def hub_needs(profile, model: bool = True) -> list[tuple[str, str]]:

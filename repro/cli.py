@@ -172,11 +172,6 @@ def _note(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _fetch_command(args) -> str:
-    """The `pulse-repro fetch` line that gets what this command line's profile reads."""
-    return " ".join(["pulse-repro fetch --profile", args.profile, *(f"--set {o}" for o in args.overrides)])
-
-
 def _fetch(args) -> int:
     from repro import hub
 
@@ -240,7 +235,7 @@ def _dispatch(args) -> int:
     if args.command in HUB_COMMANDS:  # before anything reads from the hub: offline in seconds, not minutes
         from repro import hub
 
-        hub.prepare(args.profile_obj, _fetch_command(args), weights=args.command != "splits",
+        hub.prepare(args.profile_obj, hub.fetch_command(args.profile, args.overrides), weights=args.command != "splits",
                     model=args.command != "splits", say=_note)
     if args.command == "world":
         from repro.data.world import write_world

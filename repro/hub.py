@@ -13,18 +13,19 @@ import os
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from repro.config import Profile
 from repro.data.mmbench import PARQUET_GLOB, TSV_NAME
 from repro.errors import ReproError
+from repro.flags import flag_set
 
 DEFAULT_ENDPOINT = "https://huggingface.co"  # huggingface_hub's own default for HF_ENDPOINT
 # A reachable hub answers a HEAD in well under a second; 3 s bounds the wait on a node whose firewall drops
 # packets silently (kit choice).
 PROBE_TIMEOUT_S = 3.0
-TRUE = {"1", "true", "yes", "on"}  # huggingface_hub's reading of a boolean variable
 
 # The files of a LLaVA checkpoint the kit reads (safetensors only: pickled weights are never loaded).
 MODEL_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.jinja")
@@ -53,6 +54,11 @@ class HubRepo:
     def __str__(self) -> str:
         return f"{self.kind} {self.repo_id}"
 
+    @property
+    def patterns(self) -> list[str] | None:
+        """`allow_patterns` as huggingface_hub takes it."""
+        return list(self.allow_patterns) if self.allow_patterns else None
+
 
 def hub_repos(profile: Profile, weights: bool = True, model: bool = True) -> list[HubRepo]:
     """The hub repositories `profile` reads: its model (the processor and config, and with `weights` the
@@ -75,8 +81,13 @@ def dataset_repo(repo_id: str, key: str) -> HubRepo:
     return HubRepo("dataset", repo_id, f"data.{key}", patterns, (patterns,) if patterns else ())
 
 
-def endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+def endpoint(env: Mapping[str, str] = os.environ) -> str:
+    return env.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+
+
+def fetch_command(profile: str, overrides: Sequence[str]) -> str:
+    """The `pulse-repro fetch` line that gets what a command line's profile (name or path, and --set) reads."""
+    return " ".join(["pulse-repro fetch --profile", profile, *(f"--set {o}" for o in overrides)])
 
 
 def hub_cache() -> Path:
@@ -87,7 +98,7 @@ def hub_cache() -> Path:
 
 
 def offline_by_setting() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", os.environ.get("TRANSFORMERS_OFFLINE", "")).strip().lower() in TRUE
+    return flag_set("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def probe(url: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | None:
@@ -131,7 +142,7 @@ def cached_snapshot(repo: HubRepo) -> Path | None:
 
     try:
         return Path(snapshot_download(repo.repo_id, repo_type=repo.kind, local_files_only=True,
-                                      allow_patterns=list(repo.allow_patterns) if repo.allow_patterns else None))
+                                      allow_patterns=repo.patterns))
     except (LocalEntryNotFoundError, OSError, ValueError):
         return None
 
@@ -146,8 +157,9 @@ def missing(repo: HubRepo) -> str | None:
     return f"{repo}'s {', '.join(unmet)}" if unmet else None
 
 
-def missing_from_cache(repos: list[HubRepo]) -> list[str]:
-    return [what for what in map(missing, repos) if what is not None]
+def missing_from_cache(repos: list[HubRepo]) -> list[tuple[HubRepo, str]]:
+    """(repo, what the cache lacks of it) for each repository not wholly cached."""
+    return [(repo, what) for repo in repos if (what := missing(repo)) is not None]
 
 
 def fetch_hint(fetch_command: str, repos: list[HubRepo], local: str | None = None) -> str:
@@ -178,8 +190,8 @@ def prepare_repos(repos: list[HubRepo], name: str, fetch_command: str, say=print
     go_offline()
     lacking = missing_from_cache(repos)
     if lacking:
-        raise ReproError(f"{why}, and the HF cache {hub_cache()} does not hold {'; '.join(lacking)} for {name}: "
-                         f"{fetch_hint(fetch_command, [r for r in repos if missing(r)], local)}")
+        raise ReproError(f"{why}, and the HF cache {hub_cache()} does not hold {'; '.join(w for _, w in lacking)} "
+                         f"for {name}: {fetch_hint(fetch_command, [r for r, _ in lacking], local)}")
     say(f"pulse-repro: {why}; working offline from the HF cache {hub_cache()}")
 
 
@@ -210,7 +222,7 @@ def fetch(profile: Profile, local_dir: Path | None = None, say=print) -> list[tu
         target = None if local_dir is None else local_dir / repo.repo_id
         try:
             path = Path(snapshot_download(repo.repo_id, repo_type=repo.kind, local_dir=target,
-                                          allow_patterns=list(repo.allow_patterns) if repo.allow_patterns else None))
+                                          allow_patterns=repo.patterns))
         except Exception as exc:  # noqa: BLE001 -- gated, unknown, a broken connection: one line each
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ReproError(f"cannot fetch {repo}: {first}") from None

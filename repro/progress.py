@@ -17,13 +17,13 @@ import time
 from tqdm.auto import tqdm
 
 from repro import distributed
+from repro.flags import flag_set
 
 DEFAULT_SECONDS = 30.0  # kit choice: a 13B fine-tune logs about a hundred lines, a tiny run a handful
-TRUE = {"1", "true", "yes", "on"}
 
 
 def quiet() -> bool:
-    return os.environ.get("PULSE_QUIET", "").strip().lower() in TRUE
+    return flag_set("PULSE_QUIET")
 
 
 def set_quiet() -> None:

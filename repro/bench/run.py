@@ -39,8 +39,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
     overrides = shape_overrides(shape) + list(overrides)
     profile = load_profile(profile_name, overrides)
     # a profile's own model and data from the hub: offline from the cache where the hub does not answer
-    hub.prepare(profile, " ".join(["pulse-repro fetch --profile", profile_name, *(f"--set {o}" for o in overrides)]),
-                say=lambda line: print(line, file=sys.stderr))
+    hub.prepare(profile, hub.fetch_command(profile_name, overrides), say=lambda line: print(line, file=sys.stderr))
     seconds_by_stage = stages.stage_seconds(run_dir)  # fail early on a bad --run-dir
     if shape is not None:  # refuse a paper-scale model on CPU before loading any data
         check_fits(profile.model, SHAPES[shape]["vocab"], torch.device("cuda" if torch.cuda.is_available()
