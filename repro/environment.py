@@ -24,8 +24,8 @@ NATIVE = "native"  # no cap: the machine's own instruction set
 ISA_ORDER = ("DEFAULT", "AVX2", "AVX512")  # torch's capability names, smallest first
 
 # The fields a golden range depends on: numeric_environment()'s (the versions as well as the device), and the
-# CPU model environment.json records: two CPUs with one instruction set compute other floats (an Intel Xeon
-# with AVX-512 left 13 of the tiny ranges recorded on an AMD EPYC with AVX-512, with the same code). A
+# CPU model environment.json records, since two CPUs with one instruction set compute other floats (an Intel
+# Xeon with AVX-512 left 13 of the tiny ranges recorded on an AMD EPYC with AVX-512, with the same code).
 # numeric_environment() has no CPU field: what is recorded from it alone (the pinned trajectories) compares
 # on the other fields, as before.
 NUMERIC_FIELDS = ("device", "cpu_capability", "threads", "torch", "transformers", "peft", "cpu")

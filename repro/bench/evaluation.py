@@ -13,30 +13,24 @@ WARMUP_ITEMS = 4
 TIMED_RUNS = 2  # the batched scorers (seconds each) are timed twice and the faster run kept, as timeit does
 
 
-def prompt_tokens(w: Workload) -> int:
-    """Tokens the letter scorer reads (image tokens included, padding not)."""
-    n, size = 0, max(1, w.profile.eval.batch_size)
-    for i in range(0, len(w.items), size):
-        batch = w.items[i:i + size]
-        enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.image for it in batch],
-                             w.profile.model.max_length)
-        n += int(enc["attention_mask"].sum())
-    return n
-
-
-def padding_share(w: Workload, grouped: bool) -> float:
-    """Share of the letter scorer's input positions that are padding: over its own batches (by modality and
-    prompt length, `grouped`) or over batches in question order, the same size (what grouping saves)."""
+def positions(w: Workload, grouped: bool) -> tuple[int, int]:
+    """(tokens, input positions) of the letter scorer's batches: tokens are what it reads (image tokens
+    included, padding not), positions count the padding too. `grouped`: its own batches (by modality and
+    prompt length); else the same questions batched alike in their order."""
     size = max(1, w.profile.eval.batch_size)
     batches = (length_batches(w.items, size, lambda it: len(it.prompt)) if grouped
                else [w.items[i:i + size] for i in range(0, len(w.items), size)])
-    padded = real = 0
+    tokens = padded = 0
     for batch in batches:
         enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.image for it in batch],
                              w.profile.model.max_length)
         padded += enc["attention_mask"].numel()
-        real += int(enc["attention_mask"].sum())
-    return round(1 - real / padded, 4) if padded else 0.0
+        tokens += int(enc["attention_mask"].sum())
+    return tokens, padded
+
+
+def padding_share(tokens: int, padded: int) -> float:
+    return round(1 - tokens / padded, 4) if padded else 0.0
 
 
 def attention_implementation(model) -> str:
@@ -59,6 +53,7 @@ def measure_eval(w: Workload) -> dict:
     _, t_prof = best_of(TIMED_RUNS, w.device,
                         lambda: predict(model, proc, items, scoring, bs, length, "bench profile"))
     n = len(items)
+    in_order = positions(w, grouped=False)  # the tokens read are the same however the questions are batched
     return {
         "items": n,
         "batch_size": bs,
@@ -67,8 +62,8 @@ def measure_eval(w: Workload) -> dict:
         "qps": {"letter_fast": n / t_fast, "letter_generate_bs1": n / t_slow, "profile_scoring": n / t_prof},
         "agreement": sum(fast[it.uid] == slow[it.uid] for it in items) / n,
         "answered": sum(bool(fast[it.uid]) for it in items) / n,  # share of answers that start with A-D
-        "prompt_tokens": prompt_tokens(w),
-        "padding_share": padding_share(w, grouped=True),
-        "padding_share_in_question_order": padding_share(w, grouped=False),
+        "prompt_tokens": in_order[0],
+        "padding_share": padding_share(*positions(w, grouped=True)),
+        "padding_share_in_question_order": padding_share(*in_order),
         "attention": attention_implementation(model),
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from repro.errors import ReproError
-from repro.experiments.provenance import read_units
+from repro.experiments.provenance import KINDS, read_units
 from repro.experiments.results import read_results
 from repro.experiments.runner import MODALITY_TARGETS, PAPER_TARGET
 from repro.jsonl import read_jsonl
@@ -53,24 +53,22 @@ def run_status(run_dir: Path, now: float | None = None) -> str:
     diverged = {(d["experiment"], d["method"], d["target"]): int(d["request"])
                 for d in read_jsonl(run_dir / "diverged.jsonl") if {"experiment", "request"} <= set(d)}
     measured = {(r["experiment"], r["method"], r["target"], r["step"]) for r in records}
-    rows, left_measures, left_requests = [], 0, 0
+    rows, total, left_measures, left_requests = [], 0, 0, 0
     for cell, last in plan(profile).items():
         stop = diverged.get(cell)
         wanted = range(stop if stop is not None else last + 1)
         done = sum((*cell, step) in measured for step in wanted)
-        left = len(wanted) - done
-        left_measures += left
+        total += len(wanted)
+        left_measures += len(wanted) - done
         left_requests += sum((*cell, step) not in measured for step in wanted if step > 0)
         note = f"diverged at request {stop}" if stop is not None else ""
         rows.append([*cell, f"{done}/{len(wanted)}", note])
     finished = (run_dir / "stages.json").exists()
-    total = sum(int(r[3].split("/")[1]) for r in rows)
     lines = [f"run {run_dir} (profile {profile.get('name')}, seed {profile.get('seed')}): "
              f"{total - left_measures} of {total} measurements done"
              + ("; finished (stages.json written)" if finished else "")]
     lines.append(tabulate(rows, ["experiment", "method", "target", "measured", ""], tablefmt="simple"))
-    made = {kind: [u for u in units if u["kind"] == kind and u.get("made")] for kind in
-            ("base", "finetuned", "request", "predictions")}
+    made = {kind: [u for u in units if u["kind"] == kind and u.get("made")] for kind in KINDS}
     found = sum(not u.get("made") for u in units)
     lines.append("units: " + ", ".join(f"{len(v)} {k} made" for k, v in made.items())
                  + f", {found} found in the unit store (units.jsonl)")
