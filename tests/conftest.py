@@ -55,6 +55,24 @@ def micro_base(isolated_cache, tmp_path_factory):
     return profile, session.base_key
 
 
+@pytest.fixture(scope="session")
+def processor_dir() -> Path:
+    """LLaVA-1.5's processor as `pulse-repro assets fetch` writes it. Without it the tests that need it skip,
+    saying how to fetch it; where PULSE_REQUIRE_ASSETS is set (CI sets it after fetching) they fail instead,
+    so a CI that lost the asset cannot pass by skipping."""
+    import os
+
+    from repro.assets import asset_path
+
+    path = asset_path("asset:llava-1.5").resolve()
+    if not (path / "tokenizer.json").is_file():
+        message = f"no LLaVA-1.5 processor at {path}: run `pulse-repro assets fetch` (needs npm)"
+        if os.environ.get("PULSE_REQUIRE_ASSETS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture(scope="module")
 def entrypoint():
     """docker/entrypoint.py as a module (it is a script, not part of the package)."""

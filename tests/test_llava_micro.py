@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 from processes import sigkill_when
 
-from repro.assets import asset_path
 from repro.choices import load_profile
 from repro.experiments.results import IDENTITY, read_results
 from repro.model.factory import load_processor
@@ -28,17 +27,6 @@ from repro.model.prompts import IGNORE, encode_prompts, encode_training_batch, t
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "llava-1.5-micro"
 IMAGE_ID, PAD_ID, BOS_ID, EOS_ID = 32000, 32001, 1, 2
-
-
-@pytest.fixture(scope="module")
-def processor_dir() -> Path:
-    path = asset_path("asset:llava-1.5").resolve()
-    if not (path / "tokenizer.json").is_file():
-        message = f"no LLaVA-1.5 processor at {path}: run `pulse-repro assets fetch` (needs npm)"
-        if os.environ.get("PULSE_REQUIRE_ASSETS"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="module")
