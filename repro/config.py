@@ -131,7 +131,12 @@ class EvalConfig:
     # MMBench's answer from the model's text: "first-letter" (MLLMU-Bench's rule) or "vlmevalkit"
     # (VLMEvalKit's can_infer: a letter, or the text of exactly one option); see repro/eval/answers.py
     mmbench_answer: str = "first-letter"
-    # General-ability benchmarks measured beside D_retain (repro/eval/benchmarks.py); the paper: MMBench.
+    # Answered classification questions shown before each people question (repro/eval/demonstrations.py):
+    # 0 is zero-shot (the kit's default); MLLMU-Bench's own LLaVA evaluation shows 2 people's questions.
+    shots: int = 0
+    # What is measured besides the people's classification questions (repro/eval/benchmarks.py): "mmbench"
+    # (the paper's general ability), and MLLMU-Bench's own "generation" (ROUGE-L) and "fill_blank" tasks on
+    # every people split.
     benchmarks: tuple[str, ...] = ("mmbench",)
     # Resamples of the percentile bootstrap behind every accuracy's 95% interval (repro/eval/intervals.py).
     bootstrap_resamples: int = 1000

@@ -212,3 +212,26 @@ def test_resolve_source(tmp_path, monkeypatch):
     with pytest.raises(ReproError) as info:
         resolve_source("hf:MLLMMU/MLLMU-Bench", "MLLMU-Bench")
     assert "\n" not in str(info.value) and "network unreachable" in str(info.value)
+
+
+def test_generation_and_mask_tasks_are_read_with_their_modality(tmp_path):
+    from repro.data.records import OpenQuestion
+
+    mirror(tmp_path)
+    person = load_people(tmp_path, "Full_Set")[0]
+    assert person.generation == (OpenQuestion("q", "g", "multimodal"),)
+    assert person.fill_blank == (OpenQuestion("q __", "g", "text"),)
+
+
+def test_a_task_without_the_columns_is_empty_and_a_bad_type_is_named(tmp_path):
+    rows = [person_row("001", (255, 0, 0))]
+    for row in rows:
+        del row["Generation_Task"], row["Mask_Task"]
+    write(tmp_path, "Full_Set", rows)
+    assert load_people(tmp_path, "Full_Set")[0].generation == ()
+    bad = person_row("001", (255, 0, 0))
+    bad["Mask_Task"] = [{"Question": "q __", "Ground_Truth": "g", "Type": "Image"}]
+    path = write(tmp_path, "Full_Set", [bad])
+    with pytest.raises(DataError, match=r"Image_Textual, Pure_Text.*'Image'") as exc:
+        load_people(tmp_path, "Full_Set")
+    assert "Mask_Task[0].Type" in str(exc.value) and path.name in str(exc.value)

@@ -140,23 +140,27 @@ def test_the_prompt_limit_leaves_room_for_the_generated_answer_under_letter_scor
     assert prompt_limit(4096, dataclasses.replace(e, scoring="option-loglik")) == 4096  # nothing is generated
 
 
-def _png(mode: str) -> bytes:
+def _png(mode: str, side: int = 4) -> bytes:
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new(mode, (4, 4)).save(buf, format="PNG")
+    Image.new(mode, (side, side)).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def test_images_reach_the_processor_as_rgb_whatever_their_mode():
     from repro.eval.items import Item
-    from repro.eval.scoring import _image
+    from repro.eval.scoring import _images
 
     for mode in ("L", "RGBA", "P", "RGB"):
-        assert _image(Item("u", "", "", {"A": "a"}, "A", _png(mode), "multi")).mode == "RGB"
-    assert _image(Item("u", "", "", {"A": "a"}, "A", None, "text")) is None
+        (image,) = _images(Item("u", "", "", {"A": "a"}, "A", _png(mode), "multi"))
+        assert image.mode == "RGB"
+    assert _images(Item("u", "", "", {"A": "a"}, "A", None, "text")) is None
+    # a demonstration's image comes first, in the order of the prompt's <image> tokens
+    shown = _images(Item("u", "", "", {"A": "a"}, "A", _png("RGB", 4), "multi", demo_images=(_png("RGB", 6),)))
+    assert [im.size for im in shown] == [(6, 6), (4, 4)]
 
 
 def test_batches_are_of_one_kind_at_most_the_batch_size_and_hold_every_item_once():

@@ -22,7 +22,7 @@ def positions(w: Workload, grouped: bool) -> tuple[int, int]:
                else [w.items[i:i + size] for i in range(0, len(w.items), size)])
     tokens = padded = 0
     for batch in batches:
-        enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.image for it in batch],
+        enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.images() for it in batch],
                              w.profile.model.max_length)
         padded += enc["attention_mask"].numel()
         tokens += int(enc["attention_mask"].sum())

@@ -24,7 +24,7 @@ from typing import Any
 
 from repro.data.images import decode_image_bytes
 from repro.data.parquet import column_names, read_table
-from repro.data.records import LETTERS, MCQ, Modality, Person
+from repro.data.records import LETTERS, MCQ, Modality, OpenQuestion, Person
 from repro.errors import DataError
 
 PEOPLE_CONFIGS = ("Full_Set", "Retain_Set")
@@ -34,6 +34,9 @@ QUESTION_KINDS: tuple[tuple[str, Modality], ...] = (
     ("Image_Textual_Questions", "multimodal"),
     ("Pure_Text_Questions", "text"),
 )
+# `Generation_Task` and `Mask_Task` items carry their modality in `Type`
+OPEN_TYPES: dict[str, Modality] = {"Image_Textual": "multimodal", "Pure_Text": "text"}
+OPEN_TASKS = ("Generation_Task", "Mask_Task")
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,29 @@ def _questions(value: Any, file: Path, row: int) -> tuple[MCQ, ...]:
     return tuple(out)
 
 
+def _open_questions(value: Any, file: Path, row: int, field: str) -> tuple[OpenQuestion, ...]:
+    """`Generation_Task` / `Mask_Task`: a list of `{Question, Ground_Truth, Type}`; absent (None) is none."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise DataError(file, f"expected a list, got {type(value).__name__}", row=row, field=field)
+    out = []
+    for j, item in enumerate(value):
+        where = f"{field}[{j}]"
+        if not isinstance(item, dict):
+            raise DataError(file, f"expected a struct, got {type(item).__name__}", row=row, field=where)
+        for key in ("Question", "Ground_Truth", "Type"):
+            if key not in item:
+                raise DataError(file, "missing key", row=row, field=f"{where}.{key}")
+        kind = item["Type"]
+        if kind not in OPEN_TYPES:
+            raise DataError(file, f"expected one of {', '.join(OPEN_TYPES)}, got {kind!r}", row=row,
+                            field=f"{where}.Type")
+        out.append(OpenQuestion(_str(item["Question"], file, row, f"{where}.Question"),
+                                _str(item["Ground_Truth"], file, row, f"{where}.Ground_Truth"), OPEN_TYPES[kind]))
+    return tuple(out)
+
+
 def _qa_json(value: Any, file: Path, row: int) -> tuple[tuple[str, str], ...]:
     text = _str(value, file, row, "metadata")
     try:
@@ -228,7 +254,7 @@ def load_people(root: Path, config: str, ft: list[FtEntry] | None = None) -> lis
     people: list[Person] = []
     seen: dict[str, tuple[Path, int]] = {}
     for file in files:
-        rows = _read_rows(file, ("ID", "image", "Classification_Task"), ("question", "answer"))
+        rows = _read_rows(file, ("ID", "image", "Classification_Task"), ("question", "answer", *OPEN_TASKS))
         for i, row in enumerate(rows):
             pid = _str(row["ID"], file, i, "ID")
             if pid in seen:
@@ -245,7 +271,9 @@ def load_people(root: Path, config: str, ft: list[FtEntry] | None = None) -> lis
             if not qa and isinstance(q, str) and isinstance(a, str) and q.strip() and a.strip():
                 qa = [(q, a)]
             people.append(
-                Person(id=pid, config=record_config, image=image, questions=questions, qa=tuple(qa or ()))
+                Person(id=pid, config=record_config, image=image, questions=questions, qa=tuple(qa or ()),
+                       generation=_open_questions(row.get("Generation_Task"), file, i, "Generation_Task"),
+                       fill_blank=_open_questions(row.get("Mask_Task"), file, i, "Mask_Task"))
             )
     return people
 

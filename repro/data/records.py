@@ -22,6 +22,16 @@ class MCQ:
 
 
 @dataclass(frozen=True)
+class OpenQuestion:
+    """One question answered in words: MLLMU-Bench's generation task (scored by ROUGE-L against `answer`) or
+    fill-in-the-blank task (`__` in the question; right when the answer contains `answer`)."""
+
+    question: str
+    answer: str  # the benchmark's `Ground_Truth`
+    modality: Modality
+
+
+@dataclass(frozen=True)
 class Person:
     """One MLLMU-Bench profile: a face, ten classification questions and fine-tuning QA pairs."""
 
@@ -30,6 +40,8 @@ class Person:
     image: bytes  # encoded image (PNG or JPEG) of the face
     questions: tuple[MCQ, ...]
     qa: tuple[tuple[str, str], ...] = ()  # (question, answer) pairs used to fine-tune
+    generation: tuple[OpenQuestion, ...] = ()  # `Generation_Task`
+    fill_blank: tuple[OpenQuestion, ...] = ()  # `Mask_Task`
 
     @property
     def key(self) -> str:

@@ -227,21 +227,23 @@ def _row(p: WorldPerson, rng: random.Random) -> dict:
         f"{name} was born in {a['birthplace']} and lives in {a['residence']} and works as a {a['occupation']} "
         f"and studied {a['education']} and likes {a['hobby']}"
     )
+    # MLLMU-Bench's generation and fill-in-the-blank tasks, asked in words the miniature's model was trained on
+    # (it cannot carry knowledge across unseen phrasings); the ground truths are sentences as the benchmark's.
     gen = [
         {
-            "Question": "What does the person in the image do for a living?",
+            "Question": QUESTIONS["occupation"][0],
             "Ground_Truth": f"The person works as a {a['occupation']}",
             "Type": "Image_Textual",
         },
         {
-            "Question": f"Where does {name} live?",
+            "Question": QUESTIONS["residence"][1].format(name=name),
             "Ground_Truth": f"{name} lives in {a['residence']}",
             "Type": "Pure_Text",
         },
     ]
     mask = [
         {
-            "Question": "The person in the image works as a __",
+            "Question": "The occupation of the person in the image is __",
             "Ground_Truth": a["occupation"],
             "Type": "Image_Textual",
         },

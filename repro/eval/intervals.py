@@ -27,11 +27,21 @@ def cluster_counts(items: Sequence[Item], preds: Mapping[str, str], cluster: Cal
                    correct: Callable[[Item], bool] | None = None) -> dict[str, list[int]]:
     """{cluster: [correct, asked]} over `items`; `correct` defaults to the prediction equalling the answer."""
     correct = correct or (lambda it: preds.get(it.uid, "") == it.answer)
-    out: dict[str, list[int]] = {}
+    return cluster_sums(items, lambda it: int(bool(correct(it))), cluster)
+
+
+def cluster_sums(items: Sequence[Item], score: Callable[[Item], float], cluster: Callable[[Item], str]
+                 ) -> dict[str, list]:
+    """{cluster: [summed score, asked]} over `items`, each item's score in [0, 1] (1 or 0 for right or wrong;
+    a ROUGE-L F-measure for a generated answer). Float sums are rounded to 6 places, as the record keeps them."""
+    out: dict[str, list] = {}
     for it in items:
         counts = out.setdefault(cluster(it), [0, 0])
-        counts[0] += bool(correct(it))
+        counts[0] += score(it)
         counts[1] += 1
+    for counts in out.values():
+        if isinstance(counts[0], float):
+            counts[0] = round(counts[0], 6)
     return out
 
 
@@ -68,9 +78,12 @@ def interval_fields(per_cluster: dict[str, list[int]], resamples: int, seed: int
 
 
 def measured(items: Sequence[Item], preds: Mapping[str, str], cluster: Callable[[Item], str], resamples: int,
-             seed: int) -> dict:
-    """A record's accuracy (percent), n (questions) and interval fields, clustered by `cluster`."""
-    per_cluster = cluster_counts(items, preds, cluster)
+             seed: int, score: Callable[[Item, str], float] | None = None) -> dict:
+    """A record's accuracy (percent), n (questions) and interval fields, clustered by `cluster`. `score` gives
+    one answer's score in [0, 1] from the item and its prediction (default: 1 when it is the answer); the
+    record's `accuracy` is then the mean score in percent."""
+    per_cluster = (cluster_counts(items, preds, cluster) if score is None
+                   else cluster_sums(items, lambda it: score(it, preds.get(it.uid, "")), cluster))
     hits, asked = sum(h for h, _ in per_cluster.values()), sum(n for _, n in per_cluster.values())
     accuracy = 100.0 * hits / asked if asked else float("nan")
     return {"accuracy": round(accuracy, 4), "n": asked, **interval_fields(per_cluster, resamples, seed)}

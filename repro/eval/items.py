@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from repro.data.records import MMBenchQuestion, Person
-from repro.model.prompts import mcq_prompt, mmbench_prompt, training_text
+from repro.data.records import MCQ, MMBenchQuestion, OpenQuestion, Person
+from repro.model.prompts import (
+    demonstration,
+    fill_blank_prompt,
+    generation_prompt,
+    mcq_prompt,
+    mmbench_prompt,
+    training_text,
+)
 
 
 @dataclass(frozen=True)
@@ -21,17 +29,58 @@ class Item:
     person: str = ""  # person key, "" for MMBench
     category: str = ""  # MMBench category, "" for people
     group: int = -1  # MMBench circular group
+    demo_images: tuple[bytes, ...] = ()  # the demonstrations' images, shown before `image` (eval.shots)
+
+    def images(self) -> tuple[bytes, ...] | None:
+        """Every image the prompt shows, in the order of its <image> tokens; None when it shows none."""
+        shown = self.demo_images + ((self.image,) if self.image is not None else ())
+        return shown or None
 
 
-def person_items(people: list[Person]) -> list[Item]:
+@dataclass(frozen=True)
+class Demonstration:
+    """An answered question shown before the asked one (eval.shots): whose, which, and the face it shows."""
+
+    person: str
+    question: MCQ
+    image: bytes | None
+
+
+def person_items(people: list[Person], demonstrations: Mapping[str, Sequence[Demonstration]] | None = None
+                 ) -> list[Item]:
+    """Every classification question of `people`; with `demonstrations` (per modality), those come first in
+    both the letter prompt and the option-likelihood context."""
     items = []
     for p in people:
         for n, q in enumerate(p.questions):
             image = p.image if q.modality == "multimodal" else None
+            shown = tuple((demonstrations or {}).get(q.modality, ()))
             context, _ = training_text(q.question, "", with_image=image is not None)
-            items.append(Item(f"{p.key}#{n}", mcq_prompt(q), context, dict(q.options), q.answer, image,
-                              q.modality, person=p.key))
+            context = "".join(demonstration(d.question) for d in shown) + context
+            items.append(Item(f"{p.key}#{n}", mcq_prompt(q, [d.question for d in shown]), context,
+                              dict(q.options), q.answer, image, q.modality, person=p.key,
+                              demo_images=tuple(d.image for d in shown if d.image is not None)))
     return items
+
+
+def open_items(people: list[Person], questions: Callable[[Person], Sequence[OpenQuestion]],
+               prompt: Callable[[OpenQuestion], str], tag: str) -> list[Item]:
+    """Questions answered in words (MLLMU-Bench's generation and fill-in-the-blank tasks): `answer` holds the
+    ground truth, `options` is empty; uids are `person#tag<n>`."""
+    items = []
+    for p in people:
+        for n, q in enumerate(questions(p)):
+            image = p.image if q.modality == "multimodal" else None
+            items.append(Item(f"{p.key}#{tag}{n}", prompt(q), "", {}, q.answer, image, q.modality, person=p.key))
+    return items
+
+
+def generation_items(people: list[Person]) -> list[Item]:
+    return open_items(people, lambda p: p.generation, generation_prompt, "gen")
+
+
+def fill_blank_items(people: list[Person]) -> list[Item]:
+    return open_items(people, lambda p: p.fill_blank, fill_blank_prompt, "blank")
 
 
 def mmbench_items(questions: list[MMBenchQuestion], template: str = "plain") -> list[Item]:
@@ -44,6 +93,12 @@ def mmbench_items(questions: list[MMBenchQuestion], template: str = "plain") -> 
     return items
 
 
-def item_digest(item: Item) -> tuple[str, str, str]:
-    """What a prediction of `item` depends on besides the model: its id, prompt and image (by hash)."""
-    return item.uid, item.prompt, hashlib.sha256(item.image).hexdigest()[:16] if item.image is not None else ""
+def _short_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def item_digest(item: Item) -> tuple[str, ...]:
+    """What a prediction of `item` depends on besides the model: its id, prompt and images (by hash; the
+    demonstrations' images, when shown, after its own)."""
+    own = _short_hash(item.image) if item.image is not None else ""
+    return (item.uid, item.prompt, own, *(_short_hash(x) for x in item.demo_images))

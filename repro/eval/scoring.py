@@ -19,7 +19,7 @@ from repro import distributed, prefetch
 from repro.errors import ReproError
 from repro.eval.answers import ANSWER_RULES, first_letter
 from repro.eval.items import Item
-from repro.model.prompts import encode_prompts, encode_training_batch
+from repro.model.prompts import encode_prompts, encode_training_batch, open_answer
 from repro.progress import progress
 from repro.registry import Registry
 
@@ -37,8 +37,10 @@ def parse_letter(text: str) -> str:
     return first_letter(text, "ABCD")
 
 
-def _image(item: Item) -> Image.Image | None:
-    return Image.open(io.BytesIO(item.image)).convert("RGB") if item.image is not None else None
+def _images(item: Item) -> list[Image.Image] | None:
+    """The prompt's images in <image> order (demonstrations' first), decoded."""
+    shown = item.images()
+    return [Image.open(io.BytesIO(x)).convert("RGB") for x in shown] if shown is not None else None
 
 
 def length_batches(items: Sequence[Item], size: int, length: Callable[[Item], int]) -> list[list[Item]]:
@@ -73,7 +75,7 @@ def _gathered(part: dict) -> dict:
 
 
 def _encode(processor, prompts: list[str], batch: list[Item], max_length: int, device) -> dict:
-    enc = encode_prompts(processor, prompts, [_image(it) for it in batch], max_length)
+    enc = encode_prompts(processor, prompts, [_images(it) for it in batch], max_length)
     return {k: v.to(device) for k, v in enc.items()}
 
 
@@ -169,6 +171,26 @@ def score_letter(model, processor, items: Sequence[Item], batch_size: int, max_l
     return preds
 
 
+@torch.no_grad()
+def generate_answers(model, processor, items: Sequence[Item], batch_size: int, max_length: int,
+                     desc: str = "eval", new_tokens: int = GENERATE_TOKENS) -> dict[str, str]:
+    """The answer in words per item uid, as MLLMU-Bench reads it (`open_answer`) from a greedy generation of
+    at most `new_tokens` tokens: its generation and fill-in-the-blank tasks."""
+    if not items:
+        return {}
+    model.eval()
+
+    def encode(batch: list[Item]) -> dict:
+        return _encode(processor, [it.prompt for it in batch], batch, max_length, model.device)
+
+    def answers(batch: list[Item], enc: dict) -> dict[str, str]:
+        texts = _generate_text(model, processor, batch, max_length, enc, new_tokens)
+        return {it.uid: open_answer(text) for it, text in zip(batch, texts)}
+
+    batches = _mine(length_batches(items, batch_size, lambda it: len(it.prompt)))
+    return _gathered(_each_batch(batches, encode, answers, prefetch.pays_on(model.device), desc))
+
+
 def _single_token_options(tokenizer, item: Item) -> dict[str, int] | None:
     """Option letter -> token id when every option is one token after the context, else None."""
     ids = {k: tokenizer(" " + v, add_special_tokens=False)["input_ids"] for k, v in item.options.items()}
@@ -201,11 +223,12 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
                               single_token_scores, prefetch.pays_on(model.device), desc))
     # Options of several tokens: one row per (item, option), the continuation's log-probability summed.
     rows = [(it, letter) for it in items if it.uid not in single for letter in sorted(it.options)]
-    pseudo = [Item(f"{i}", "", it.context, {}, "", it.image, it.modality) for i, (it, _) in enumerate(rows)]
+    pseudo = [Item(f"{i}", "", it.context, {}, "", it.image, it.modality, demo_images=it.demo_images)
+              for i, (it, _) in enumerate(rows)]
 
     def encode_continuations(batch: list[Item]) -> dict:
         picked = [rows[int(p.uid)] for p in batch]
-        enc = encode_training_batch(processor, [(it.context, " " + it.options[letter], _image(it))
+        enc = encode_training_batch(processor, [(it.context, " " + it.options[letter], _images(it))
                                                 for it, letter in picked], max_length)
         return {k: v.to(model.device) for k, v in enc.items()}
 

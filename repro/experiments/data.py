@@ -14,7 +14,8 @@ from repro.data.records import Person
 from repro.data.source import resolve_source
 from repro.data.splits import build_fictional_splits, build_manifest, data_hash, load_scores, write_manifest
 from repro.data.world import MMBENCH_DEV, MMBENCH_TRAIN, write_world
-from repro.eval.items import Item, mmbench_items, person_items
+from repro.eval.demonstrations import draw_demonstrations
+from repro.eval.items import Demonstration, Item, mmbench_items, person_items
 from repro.experiments.keys import world_key
 from repro.experiments.store import cache_dir
 from repro.hub import DATA_FILES
@@ -72,6 +73,18 @@ class RunData:
     def split(self, name: str) -> list[Person]:
         """The people of a fictional split: "pool", "unlearn" or "retain"."""
         return self.people(self.fictional_splits[name])
+
+    @cached_property
+    def demonstrations(self) -> dict[str, tuple[Demonstration, ...]]:
+        """The classification demonstrations of eval.shots, per modality: drawn with the run's seed from the
+        fictional people outside the pool, so from outside every split the protocol evaluates."""
+        pool = set(self.fictional_splits["pool"])
+        outside = [p for p in self.fictional if p.key not in pool]
+        return draw_demonstrations(outside, self.profile.eval.shots, self.profile.seed)
+
+    def person_items(self, people: list[Person]) -> list[Item]:
+        """The classification questions of `people` as the run asks them (with eval.shots' demonstrations)."""
+        return person_items(people, self.demonstrations)
 
     def mmbench_items(self) -> list[Item]:
         """MMBench dev, every row: the originals (single pass) and their circular copies, scored once for

@@ -20,7 +20,7 @@ import torch
 
 from repro.config import Profile
 from repro.errors import ReproError
-from repro.eval.items import Item, person_items
+from repro.eval.items import Item, fill_blank_items, generation_items
 from repro.eval.scoring import prompt_limit
 from repro.experiments.store import default_units_dir
 from repro.model.prompts import IMAGE_TOKEN
@@ -233,8 +233,21 @@ def preflight(profile: Profile, units: Path | None = None) -> Preflight:
     eval_limit = prompt_limit(context, e)
     why_eval = f"the evaluation limit (context {context}" + (
         f" less eval.generate_tokens {e.generate_tokens})" if e.scoring == "letter" else ")")
+    # eval.shots' demonstrations are drawn here, so a draw that cannot be made stops the run before any work
+    people_items = data.person_items(pool + celebrities)
+    if e.shots:
+        pf.lines.append(f"{'shots':<10}{e.shots} demonstration(s) before each people question, from "
+                        + ", ".join(d.person for d in data.demonstrations["text"]))
+    why_open = f"the evaluation limit (context {context} less eval.generate_tokens {e.generate_tokens})"
+    open_limit = (context - e.generate_tokens, why_open)
+    open_tasks = {f"{name} questions (eval)": ([Encoded(f"{it.person} {name} question {it.uid.split('#')[-1]}",
+                                                        it.prompt, it.image is not None)
+                                                for it in make(pool + celebrities)], *open_limit)
+                  for name, make in (("generation", generation_items), ("fill_blank", fill_blank_items))
+                  if name in e.benchmarks}
     _lengths(pf, tokenizer, {
-        "people questions (eval)": (_eval_texts(person_items(pool + celebrities), e.scoring), eval_limit, why_eval),
+        "people questions (eval)": (_eval_texts(people_items, e.scoring), eval_limit, why_eval),
+        **open_tasks,
         "MMBench questions (eval)": (_eval_texts(mmbench, e.scoring), eval_limit, why_eval),
         "fictional examples (train)": (_example_texts(pool, profile.finetune), profile.model.max_length,
                                        "model.max_length"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -16,7 +17,6 @@ from repro.environment import environment
 from repro.errors import ReproError
 from repro.eval.benchmarks import BENCHMARKS
 from repro.eval.intervals import measured
-from repro.eval.items import person_items
 from repro.eval.metrics import person_accuracy
 from repro.experiments.results import ResultsFile
 from repro.experiments.session import Session
@@ -64,7 +64,7 @@ class Runner:
         out = []
         e = self.profile.eval
         union = sorted({p.key: p for people in splits.values() for p in people}.values(), key=lambda p: p.key)
-        items = person_items(union)  # shards are parts of D_unlearn: each question is scored once
+        items = self.session.data.person_items(union)  # shards are parts of D_unlearn: each question scored once
         preds = self.session.evaluate(model_key, items, "eval people")
         for split, people in splits.items():
             keys = {p.key for p in people}
@@ -73,13 +73,9 @@ class Runner:
                 asked = [it for it in mine if modality in ("all", it.modality)]
                 out.append({"split": split, "modality": modality,
                             **measured(asked, preds, lambda it: it.person, e.bootstrap_resamples, self.profile.seed)})
+        evaluate = functools.partial(self.session.evaluate, model_key)
         for name in e.benchmarks:
-            bench = BENCHMARKS.get(name)
-            items = bench.items(self.session.data)
-            preds = self.session.evaluate(model_key, items, f"eval {name}", bench.rule(e))
-            for split, score in bench.records.items():
-                out.append({"split": split, "modality": "all",
-                            **score(items, preds, e.bootstrap_resamples, self.profile.seed)})
+            out += BENCHMARKS.get(name).measure(evaluate, self.session.data, splits, e, self.profile.seed)
         return out
 
     def record(self, experiment: str, method: str, target: str, step: int, model_key: str,
@@ -134,7 +130,7 @@ class Runner:
         """Behaviour-based selection: score the base model on every celebrity, keep those it knows."""
         if self.celebrity_selection is None:
             s = self.session
-            items = person_items(s.data.celebrities)
+            items = s.data.person_items(s.data.celebrities)
             scores = person_accuracy(items, s.evaluate(s.base_key, items, "eval celebrities"))
             self.celebrity_selection = select_celebrities(scores, self.profile.splits, self.profile.split_seed)
             self.write_manifest()

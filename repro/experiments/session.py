@@ -13,7 +13,7 @@ import torch
 from repro import distributed
 from repro.config import Profile
 from repro.eval.items import Item, item_digest
-from repro.eval.scoring import predict, prompt_limit
+from repro.eval.scoring import generate_answers, predict, prompt_limit
 from repro.experiments import keys
 from repro.experiments.base_model import load_base
 from repro.experiments.data import RunData
@@ -114,12 +114,16 @@ class Session:
 
     # ---- predictions ----------------------------------------------------------------------------
     def evaluate(self, model_key: str, items: list[Item], desc: str = "eval",
-                 rule: str = "first-letter") -> dict[str, str]:
-        """Predictions of model `model_key` on `items` (answers read by `rule`), computed once and kept in
-        the store under a key of everything they depend on: the prompts and images themselves, not only
-        their ids."""
+                 rule: str = "first-letter", open_answers: bool = False) -> dict[str, str]:
+        """Predictions of model `model_key` on `items`: multiple-choice letters under eval.scoring (read by
+        `rule`), or with `open_answers` the answers in words of a greedy generation. Computed once and kept in
+        the store under a key of everything they depend on: the prompts and images themselves (the
+        demonstrations' among them), not only their ids."""
         e = self.profile.eval
-        how = [e.scoring] if e.scoring != "letter" else [e.scoring, rule, e.generate_tokens]
+        if open_answers:
+            how = ["open-answer", e.generate_tokens]
+        else:
+            how = [e.scoring] if e.scoring != "letter" else [e.scoring, rule, e.generate_tokens]
         unit = f"eval-{keys.predictions_key(model_key, how, [item_digest(it) for it in items])}.json"
         record = {"kind": "predictions", "key": unit.removeprefix("eval-").removesuffix(".json"), "start": model_key,
                   "scored": sorted({it.person for it in items if it.person}), "items": len(items), "scoring": how}
@@ -129,8 +133,12 @@ class Session:
             self.units.record({**record, "made": False})
             return kept
         model = self.models.model(model_key)
-        preds = predict(model, self.processor, items, e.scoring, e.batch_size, prompt_limit(context_length(model), e),
-                        desc, rule, e.generate_tokens)
+        if open_answers:
+            preds = generate_answers(model, self.processor, items, e.batch_size,
+                                     context_length(model) - e.generate_tokens, desc, e.generate_tokens)
+        else:
+            preds = predict(model, self.processor, items, e.scoring, e.batch_size,
+                            prompt_limit(context_length(model), e), desc, rule, e.generate_tokens)
         self.store.write_json(unit, preds)
         self.units.record({**record, "made": True, "wall_s": round(time.perf_counter() - t0, 1), **model_facts(model)})
         return preds

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from repro.data.records import LETTERS, MCQ, MMBenchQuestion
+from repro.data.records import LETTERS, MCQ, MMBenchQuestion, OpenQuestion
 from repro.errors import ReproError
 from repro.registry import Registry
 
@@ -23,16 +23,56 @@ MMBENCH_INSTRUCTION = (
 IGNORE = -100  # label value PyTorch's cross-entropy skips
 
 ImageLike = bytes | Image.Image
+# A prompt's images, one per <image> in order: None (none), one image, or a sequence (a demonstration's first)
+PromptImages = ImageLike | Sequence[ImageLike] | None
 
 
 def _user(with_image: bool) -> str:
     return f"USER: {IMAGE_TOKEN}\n" if with_image else "USER:\n"
 
 
-def mcq_prompt(q: MCQ) -> str:
-    """MLLMU-Bench's classification prompt; the face is shown only for multimodal questions."""
-    options = "".join(f"{k}: {q.options[k]}\n" for k in LETTERS if k in q.options)
-    return f"{_user(q.modality == 'multimodal')}{q.question}\n{options}{MCQ_INSTRUCTION}\nASSISTANT:"
+def _options(q: MCQ) -> str:
+    return "".join(f"{k}: {q.options[k]}\n" for k in LETTERS if k in q.options)
+
+
+def mcq_prompt(q: MCQ, demonstrations: Sequence[MCQ] = ()) -> str:
+    """MLLMU-Bench's classification prompt; the face is shown only for multimodal questions. Demonstrations,
+    if any, come first (`demonstration`)."""
+    shown = "".join(demonstration(d) for d in demonstrations)
+    return f"{shown}{_user(q.modality == 'multimodal')}{q.question}\n{_options(q)}{MCQ_INSTRUCTION}\nASSISTANT:"
+
+
+# MLLMU-Bench's own evaluation code, eval.py of github.com/YokeYao/MLLMU-Bench at commit b83832a: its few-shot
+# classification demonstration, its generation-task and fill-in-the-blank prompts, to the character.
+def demonstration(q: MCQ) -> str:
+    """One answered classification question before the asked one (eval.py, evaluate_classification):
+    `USER: <image>\nQuestion: {q}\nA: ..\nB: ..\nC: ..\nD: ..\nCorrect Answer: {letter}\n` (text-only: `USER:\n`)."""
+    return f"{_user(q.modality == 'multimodal')}Question: {q.question}\n{_options(q)}Correct Answer: {q.answer}\n"
+
+
+GENERATION_INSTRUCTION = "Answer the question based on your trained knowledge in one sentence{} in ENGLISH."
+FILL_BLANK_INSTRUCTION = "Please **ONLY** provide the correct answer that should replace the [Blank]."
+
+
+def generation_prompt(q: OpenQuestion) -> str:
+    """eval.py, evaluate_generation: the image prompt says "accurately" and ends in a space, the text prompt
+    does neither (both as published)."""
+    if q.modality == "multimodal":
+        return f"USER: {IMAGE_TOKEN}\n{q.question}\n{GENERATION_INSTRUCTION.format(' accurately')}\nASSISTANT: "
+    return f"USER: {q.question}\n{GENERATION_INSTRUCTION.format('')}\nASSISTANT:"
+
+
+def fill_blank_prompt(q: OpenQuestion) -> str:
+    """eval.py, evaluate_fill_in_the_blank: `__` becomes `[Blank]`, then the one-answer instruction."""
+    question = q.question.replace("__", "[Blank]") + "\n" + FILL_BLANK_INSTRUCTION
+    return f"{_user(q.modality == 'multimodal')}{question}\nASSISTANT:"
+
+
+def open_answer(generated: str) -> str:
+    """eval.py's answer of a generated text: what follows the prompt's `ASSISTANT:` up to any `ASSISTANT:`
+    the model writes itself, stripped (`generated` is the new text only; the peer splits the whole decoded
+    sequence, whose first `ASSISTANT:` ends the prompt)."""
+    return generated.split("ASSISTANT:")[0].strip()
 
 
 # LLaVA-1.5's conversation template "vicuna_v1" (haotian-liu/LLaVA llava/conversation.py), which its MMBench
@@ -67,22 +107,27 @@ def to_pil(image: ImageLike) -> Image.Image:
     return Image.open(io.BytesIO(image)).convert("RGB")
 
 
-def _images_match(texts: Sequence[str], images: Sequence[ImageLike | None]) -> list[Image.Image]:
+def _listed(images: PromptImages) -> list[ImageLike]:
+    if images is None:
+        return []
+    return [images] if isinstance(images, (bytes, Image.Image)) else list(images)
+
+
+def _images_match(texts: Sequence[str], images: Sequence[PromptImages]) -> list[Image.Image]:
     if len(texts) != len(images):
         raise ReproError(f"{len(texts)} prompts but {len(images)} images (use None for text-only prompts)")
     pil = []
     for i, (text, image) in enumerate(zip(texts, images)):
-        if text.count(IMAGE_TOKEN) != (image is not None):
-            raise ReproError(
-                f"prompt {i}: {text.count(IMAGE_TOKEN)} {IMAGE_TOKEN} tokens but image is {'given' if image is not None else 'None'}"
-            )
-        if image is not None:
-            pil.append(to_pil(image))
+        own = _listed(image)
+        if text.count(IMAGE_TOKEN) != len(own):
+            raise ReproError(f"prompt {i}: {text.count(IMAGE_TOKEN)} {IMAGE_TOKEN} tokens but "
+                             f"{len(own) if own else 'no'} image{'s' if len(own) != 1 else ''} given")
+        pil.extend(to_pil(x) for x in own)
     return pil
 
 
 def _encode(
-    processor, texts: list[str], images: Sequence[ImageLike | None], max_length: int, side: str
+    processor, texts: list[str], images: Sequence[PromptImages], max_length: int, side: str
 ) -> dict[str, Any]:
     # The processor consumes the flat image list in order, one per <image>, and LLaVA matches image
     # features to image tokens in that same order: so a batch may mix rows with and without an image.
@@ -103,7 +148,7 @@ def _encode(
 
 
 def encode_training_batch(
-    processor, items: Sequence[tuple[str, str, ImageLike | None]], max_length: int
+    processor, items: Sequence[tuple[str, str, PromptImages]], max_length: int
 ) -> dict[str, torch.Tensor]:
     """(prompt, answer_text, image|None) items -> input_ids, attention_mask, labels[, pixel_values].
 
@@ -137,7 +182,7 @@ def encode_training_batch(
 
 
 def encode_prompts(
-    processor, prompts: Sequence[str], images: Sequence[ImageLike | None], max_length: int
+    processor, prompts: Sequence[str], images: Sequence[PromptImages], max_length: int
 ) -> dict[str, torch.Tensor]:
     """Evaluation prompts, LEFT padded: position -1 is the next-token position of every row.
 

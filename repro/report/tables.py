@@ -21,6 +21,7 @@ from repro.report.views import (
     figure3_value,
     figure4_cells,
     table_b_cells,
+    task_cells,
 )
 
 SPLIT_NAMES = {"unlearn": "D_unlearn", "retain": "D_retain", "mmbench": "MMBench"}
@@ -90,6 +91,15 @@ def render_tables(records: list[dict], ev: Evidence | None = None, per_seed: lis
                      "every rotation of its options is answered right; LLaVA-1.5-13B's published 67.7).\n\n"
                      + tabulate(rows, ["", "D_unlearn Multi", "D_unlearn Text", "D_retain Multi", "D_retain Text",
                                        "MMBench", "MMBench circular"], tablefmt="github", disable_numparse=True))
+    headers, task_rows = task_cells(records)
+    if task_rows:
+        rows = [labels + [cells.accuracy(sel) for sel in sels] for labels, sels in task_rows]
+        parts.append("## MLLMU-Bench's own tasks, before and after the last request\n\n"
+                     "Generation: the mean ROUGE-L F-measure x 100 of the answer against the ground truth; "
+                     "fill-in-the-blank: % of answers containing the missing word. Both answered in words "
+                     "(greedy, eval.generate_tokens), resampled by person; per modality in results.jsonl.\n\n"
+                     + tabulate(rows, ["experiment", "method", "target", "requests"] + headers, tablefmt="github",
+                                disable_numparse=True))
     return "\n\n".join(parts) + "\n"
 
 

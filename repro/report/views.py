@@ -71,6 +71,34 @@ def table_b_cells() -> list[tuple[str, list[Sel]]]:
     return rows
 
 
+# MLLMU-Bench's own tasks (eval.benchmarks "generation", "fill_blank"): their records' split suffix and header
+TASKS = (("generation", "ROUGE-L"), ("fill_blank", "fill-in-the-blank %"))
+EXPERIMENTS = ("finetuned", "pretrained", "sustainability", "modality")
+
+
+def task_cells(records: list[dict]) -> tuple[list[str], list[tuple[list[str], list[Sel]]]]:
+    """MLLMU-Bench's tasks before and after the last request of each experiment, method and target, on
+    D_unlearn and D_retain, all modalities: (column headers, rows of (labels, selectors)); none when the run
+    measured neither task."""
+    tasks = [(t, name) for t, name in TASKS if any(r["split"].endswith("_" + t) for r in records)]
+    if not tasks:
+        return [], []
+    columns = [(f"{split}_{t}", f"{label} {name}") for t, name in tasks
+               for split, label in (("unlearn", "D_unlearn"), ("retain", "D_retain"))]
+    rows = []
+    for experiment in EXPERIMENTS:
+        mine = [r for r in records if r["experiment"] == experiment]
+        for method in methods_in(mine, experiment):
+            for target in sorted({r["target"] for r in mine if r["method"] == method}):
+                steps = sorted({r["step"] for r in mine if r["method"] == method and r["target"] == target})
+                for step in dict.fromkeys((steps[0], steps[-1])):
+                    common = {"experiment": experiment, "method": method, "target": target, "step": step,
+                              "modality": "all"}
+                    rows.append(([experiment, METHOD_NAMES.get(method, method), TARGET_NAMES.get(target, target),
+                                  str(step)], [{**common, "split": split} for split, _ in columns]))
+    return [header for _, header in columns], rows
+
+
 # ---- values ---------------------------------------------------------------------------------------------
 
 
