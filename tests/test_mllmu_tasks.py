@@ -243,3 +243,17 @@ def test_a_run_draws_its_demonstrations_from_outside_every_split(tmp_path):
     # the people of every split answer the same questions as at zero shots, only with the demonstrations first
     zero = person_items(data.split("unlearn"))
     assert [it.uid for it in zero] == [it.uid for it in data.person_items(data.split("unlearn"))]
+
+
+def test_celebrities_are_asked_zero_shot_as_mllmu_bench_asks_its_celebrity_set(tmp_path):
+    from repro.config import read_profile
+    from repro.experiments.data import RunData
+
+    profile = read_profile("tiny", ["eval.shots=1", "world.fictional=120", "world.celebrities=50",
+                                    "world.mmbench_dev=8", "world.mmbench_train=8"])
+    data = RunData(profile, tmp_path / "world")
+    mixed = data.person_items([data.celebrities[0], *data.split("retain")[:1]])
+    celebrity = [it for it in mixed if it.person.startswith("Retain_Set/")]
+    fictional = [it for it in mixed if it.person.startswith("Full_Set/")]
+    assert celebrity == person_items([data.celebrities[0]])
+    assert all(it.prompt.count("Correct Answer:") == 1 for it in fictional)

@@ -98,3 +98,24 @@ def test_table_b_is_ga_per_modality_before_and_after_on_each_target(tmp_path):
     assert TABLE_B_COLUMNS[:5] == tuple(list(cells)[:5])  # the paper's five columns, in its order
     for i, (_, values) in enumerate(table):
         assert values == [cells[column][i] for column in TABLE_B_COLUMNS]
+
+
+def test_the_task_table_reads_each_task_before_and_after_the_last_request(tmp_path):
+    from repro.report.tables import render_tables
+    from repro.report.views import task_cells
+
+    records = [record("sustainability", "ga", step, f"{split}_{task}", value)
+               for step, offset in ((0, 0.0), (1, 5.0), (2, 10.0))
+               for split, task, value in (("unlearn", "generation", 30.0 - offset), ("retain", "generation", 28.0),
+                                          ("unlearn", "fill_blank", 60.0 - offset), ("retain", "fill_blank", 55.0))]
+    records += [record("sustainability", "ga", 2, "unlearn_generation", 99.0, modality="text"),
+                record("sustainability", "ga", 2, "unlearn", 77.0)]
+    headers, rows = task_cells(results_file(tmp_path, records))
+    assert headers == ["D_unlearn ROUGE-L", "D_retain ROUGE-L", "D_unlearn fill-in-the-blank %",
+                       "D_retain fill-in-the-blank %"]
+    assert [labels for labels, _ in rows] == [["sustainability", "GA", "Proj, LLM", "0"],
+                                              ["sustainability", "GA", "Proj, LLM", "2"]]
+    text = render_tables(results_file(tmp_path, records))
+    line = next(t for t in text.splitlines() if t.startswith("| sustainability ") and "| 2 " in t)
+    assert [c.strip() for c in line.strip("|").split("|")][4:] == ["20.0", "28.0", "50.0", "55.0"]
+    assert task_cells(results_file(tmp_path, [record("finetuned", "ga", 0, "unlearn", 70.0)])) == ([], [])

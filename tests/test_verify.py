@@ -511,3 +511,51 @@ def test_all_ends_with_the_verdict_of_the_runs_profile_then_where_everything_is(
     (bad / "profile.json").write_text(json.dumps({"name": "no-such-profile"}))
     assert conclude(bad, {"total": 1.0}) == 0
     assert "pulse-repro: no verdict: no golden file for profile 'no-such-profile'" in capsys.readouterr().out
+
+
+# ---- a run measured under other evaluation settings ------------------------------------------------------
+
+
+def _tiny_run(tmp_path: Path, accuracy: float, **eval_settings) -> Path:
+    from repro.config import read_profile
+
+    run = write_run(tmp_path, [rec("finetuned", "ga", "proj+llm", 1, "mmbench", "all", accuracy, profile="tiny")])
+    profile = read_profile("tiny").to_dict()
+    profile["eval"].update(eval_settings)
+    (run / "profile.json").write_text(json.dumps(profile))
+    return run
+
+
+@pytest.mark.parametrize("settings, label", [({}, "FAIL"), ({"shots": 1}, "SETTINGS DIFFER"),
+                                             ({"benchmarks": ["mmbench", "generation"]}, "FAIL")])
+def test_a_range_missed_under_other_evaluation_settings_is_reported_not_failed(tmp_path, capsys, settings, label):
+    gold = golden_file(tmp_path, HEADER + NUMBER + "min = 60\nmax = 70\n")  # recorded as tiny ships: zero-shot
+    run = _tiny_run(tmp_path, 40.0, **settings)
+    assert verify_run(run, gold) == (1 if label == "FAIL" else 0)
+    out = capsys.readouterr().out
+    assert label in next(line for line in out.splitlines() if line.startswith("| n1 "))
+    # adding benchmarks only adds records: it is not a difference
+    assert ("eval.shots: 1 here, 0 there" in out) == ("shots" in settings)
+    assert out.rstrip().endswith("not as recorded under other evaluation settings (not failed)" if "shots" in settings
+                                 else "0 passed, 1 failed")
+    if settings:
+        assert verify_run(run, gold, strict=True) == 1
+
+
+def test_the_golden_files_own_settings_decide(tmp_path, capsys):
+    gold = golden_file(tmp_path, HEADER + 'eval = {scoring = "option-loglik", shots = 1, mmbench_template = "plain", '
+                       'mmbench_answer = "first-letter", generate_tokens = 50}\n' + NUMBER + "min = 60\nmax = 70\n")
+    assert verify_run(_tiny_run(tmp_path, 40.0, shots=1), gold) == 1  # recorded one-shot, measured one-shot
+    assert "Settings differ" not in capsys.readouterr().out
+
+
+def test_a_claim_not_holding_under_other_evaluation_settings_is_reported_not_failed(tmp_path, capsys):
+    gold = golden_file(tmp_path, HEADER + CLAIM + "threshold = 0.9\n")  # after / before >= 0.9
+    run = _tiny_run(tmp_path, 40.0, shots=1)  # the after record
+    with (run / "results.jsonl").open("a") as fh:
+        fh.write(json.dumps(rec("finetuned", "ga", "proj+llm", 0, "mmbench", "all", 80.0, profile="tiny")) + "\n")
+    assert verify_run(run, gold) == 0
+    assert "| c1 " in (out := capsys.readouterr().out) and "SETTINGS DIFFER" in out
+    assert verify_run(run, gold, strict=True) == 1
+    (run / "profile.json").unlink()  # no settings known: judged as usual
+    assert verify_run(run, gold) == 1

@@ -83,8 +83,11 @@ class RunData:
         return draw_demonstrations(outside, self.profile.eval.shots, self.profile.seed)
 
     def person_items(self, people: list[Person]) -> list[Item]:
-        """The classification questions of `people` as the run asks them (with eval.shots' demonstrations)."""
-        return person_items(people, self.demonstrations)
+        """The classification questions of `people` as the run asks them: eval.shots' demonstrations before a
+        fictional person's questions; a celebrity's zero-shot, as MLLMU-Bench's eval.py asks its celebrity set
+        (and so the behaviour-based selection reads the base model as it is)."""
+        return [it for p in people
+                for it in person_items([p], self.demonstrations if p.config == "Full_Set" else None)]
 
     def mmbench_items(self) -> list[Item]:
         """MMBench dev, every row: the originals (single pass) and their circular copies, scored once for

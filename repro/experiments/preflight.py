@@ -236,7 +236,7 @@ def preflight(profile: Profile, units: Path | None = None) -> Preflight:
     # eval.shots' demonstrations are drawn here, so a draw that cannot be made stops the run before any work
     people_items = data.person_items(pool + celebrities)
     if e.shots:
-        pf.lines.append(f"{'shots':<10}{e.shots} demonstration(s) before each people question, from "
+        pf.lines.append(f"{'shots':<10}{e.shots} demonstration(s) before each fictional person's question, from "
                         + ", ".join(d.person for d in data.demonstrations["text"]))
     why_open = f"the evaluation limit (context {context} less eval.generate_tokens {e.generate_tokens})"
     open_limit = (context - e.generate_tokens, why_open)

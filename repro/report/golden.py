@@ -61,8 +61,10 @@ class Verdict:
     measured: str
     passed: bool
     source: str
-    # A range missed in an environment the golden file was not recorded in is reported, not failed.
+    # A range missed in an environment the golden file was not recorded in (or under other evaluation
+    # settings) is reported, not failed; `excuse` says which.
     excused: bool = False
+    excuse: str = "ENV DIFFERS"
     # A claim whose 95% interval straddles its threshold: neither shown nor refuted by this run.
     inconclusive: bool = False
     # A number with a sampling interval, against the paper's value: "consistent" or "differs" (within or
@@ -73,7 +75,7 @@ class Verdict:
     def label(self) -> str:
         if self.passed:
             return "PASS"
-        return "INCONCLUSIVE" if self.inconclusive else "ENV DIFFERS" if self.excused else "FAIL"
+        return "INCONCLUSIVE" if self.inconclusive else self.excuse if self.excused else "FAIL"
 
     @property
     def failed(self) -> bool:

@@ -10,6 +10,7 @@ names the environments its ranges cover. The file says how it was made; `verify`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import platform
@@ -27,6 +28,7 @@ from repro.environment import NATIVE, NUMERIC_FIELDS, isa_environment
 from repro.errors import ReproError
 from repro.experiments.results import IDENTITY, read_results
 from repro.report.golden import GOLDEN_DIR, check_claim, load_golden
+from repro.report.settings import measuring
 from repro.report.verify import bootstrap_settings
 
 PAPER = GOLDEN_DIR / "paper.toml"
@@ -153,6 +155,8 @@ def write_golden(path: Path, profile: Profile, seeds: list[int], runs: list[Reco
         _table("golden", {"profile": profile.name, "seeds": seeds,
                           "instruction_sets": sorted({str(e.get("cpu_capability", e.get("device"))) for e in environments}),
                           "margin": margin, "max_spread": max_spread, "command": command,
+                          # what the runs were measured with: `verify` excuses a run measured otherwise
+                          "eval": measuring(dataclasses.asdict(profile.eval)),
                           "python": platform.python_version(),
                           "environments": environments,
                           "runs": [run.label for run in runs],

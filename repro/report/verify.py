@@ -13,6 +13,7 @@ from repro.environment import differences
 from repro.errors import ReproError
 from repro.experiments.results import read_results
 from repro.report.golden import Golden, Verdict, check_claims, check_numbers, find_golden, load_golden
+from repro.report.settings import settings_differences
 
 HEADERS = ("name", "expected", "measured", "verdict")
 
@@ -87,8 +88,11 @@ def render_verdict(numbers: list[Verdict], claims: list[Verdict], golden: Golden
     inconclusive = sum(v.inconclusive for v in everything)
     if inconclusive:
         last += f", {inconclusive} inconclusive (the 95% interval straddles the threshold)"
-    if excused:
-        last += f", {excused} outside ranges recorded in another environment (not failed)"
+    by_settings = sum(v.excused and not v.passed and v.excuse == "SETTINGS DIFFER" for v in everything)
+    if excused - by_settings:
+        last += f", {excused - by_settings} outside ranges recorded in another environment (not failed)"
+    if by_settings:
+        last += f", {by_settings} not as recorded under other evaluation settings (not failed)"
     parts.append(last)
     return "\n\n".join(parts) + "\n"
 
@@ -108,11 +112,21 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
     if not spec.numbers and not spec.claims:
         raise ReproError(f"{spec.path}: no [[number]] or [[claim]] entries: nothing to verify")
     diffs = environment_differences(run_dir, spec)
+    settings = settings_differences(run_dir, spec.meta, spec.profile)
     resamples, seed = bootstrap_settings(run_dir)
     numbers, claims = check_numbers(records, spec), check_claims(records, spec, resamples, seed)
     if diffs and not strict:
         numbers = [replace(v, excused=True) for v in numbers]
+    if settings and not strict:  # the stronger reason: the run measured something else, so neither its
+        # ranges nor the claims that held in the file's runs are expected to hold
+        numbers = [replace(v, excused=True, excuse="SETTINGS DIFFER") for v in numbers]
+        claims = [replace(v, excused=True, excuse="SETTINGS DIFFER") for v in claims]
     env_line = environment_line(diffs, spec, strict)
+    if settings:
+        env_line += (f"\nSettings differ from those {spec.path.name} was recorded with: {'; '.join(settings)}; "
+                     + ("ranges fail as usual (--strict)" if strict else
+                        "ranges missed and claims not holding are reported as SETTINGS DIFFER, not failed "
+                        "(--strict fails them)"))
     print(render_verdict(numbers, claims, spec, run_dir, profile, environment=env_line), end="")
     out = run_dir / "report"
     try:
