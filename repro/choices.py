@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from repro.config import Profile, read_profile
 from repro.errors import ConfigError
 from repro.eval.answers import ANSWER_RULES
+from repro.eval.batch_size import check_batch_size
 from repro.eval.benchmarks import BENCHMARKS
 from repro.eval.scoring import SCORINGS
 from repro.model.lora import TARGETS
@@ -49,6 +50,9 @@ def check_choices(profile: Profile, methods: Iterable[str] = (), targets: Iterab
             raise ConfigError(f"{key} {value!r}: expected one of {', '.join(registry.names())}")
     if profile.eval.generate_tokens < 1:
         raise ConfigError(f"eval.generate_tokens {profile.eval.generate_tokens}: must be at least 1")
+    check_batch_size(profile.eval.batch_size)
+    if profile.eval.shots < 0:
+        raise ConfigError(f"eval.shots {profile.eval.shots}: must be 0 or more")
     if profile.model.processor and profile.model.source != "tiny":
         raise ConfigError(f"model.processor {profile.model.processor!r}: only a model built from config "
                           f"(model.source = \"tiny\") takes a separate processor; {profile.model.source!r} "

@@ -123,7 +123,9 @@ class UnlearnConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     scoring: str = "letter"  # "letter" (MLLMU-Bench) or "option-loglik" (lm-evaluation-harness)
-    batch_size: int = 16
+    # Questions per forward pass: a number, or "auto" (the largest the GPU's free memory holds under the model
+    # of repro/eval/batch_size.py; 16 on a CPU).
+    batch_size: int | str = 16
     generate_tokens: int = 50  # new tokens when an answer is generated (MLLMU-Bench eval.py: max_new_tokens=50)
     # MMBench's prompt: "plain" (the body alone) or "llava-v1" (LLaVA-1.5's own MMBench evaluation: the
     # vicuna_v1 system prompt and separators); see repro/model/prompts.py
@@ -199,8 +201,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return value
     if isinstance(hint, type) and not isinstance(value, hint):
         raise ConfigError(f"profile key {key!r}: expected {hint.__name__}, got {value!r}")
-    if origin in (typing.Union, types.UnionType):
-        raise ConfigError(f"profile key {key!r}: unsupported union type")
+    if origin in (typing.Union, types.UnionType):  # of plain types: the value must be one of them
+        members = typing.get_args(hint)
+        if not any(type(value) is m for m in members):
+            raise ConfigError(f"profile key {key!r}: expected {' or '.join(m.__name__ for m in members)}, "
+                              f"got {value!r}")
     return value
 
 

@@ -42,6 +42,9 @@ def test_bench_json_has_every_key_and_the_scorers_agree(tmp_path, capsys):
     # the scorer's batches, grouped by modality and length, pad less than the same questions in their order
     assert 0 <= result["eval_padding_share"] < result["eval_padding_share_in_question_order"] < 1
     assert result["attention"] in ("sdpa", "eager")
+    # every training stage's padding share is measured; batches never mix examples with and without a face
+    assert set(result["train_padding_share"]) == set(result["train_samples_per_s"])
+    assert all(0 <= v < 1 for v in result["train_padding_share"].values())
     assert result["stage_seconds"] == {"finetuned": 1.5, "total": 2.0}
     assert "memory" in result["method_notes"] and "baseline" in result["method_notes"]
     c = result["eval_ceiling"]
@@ -116,5 +119,6 @@ def test_the_shape_path_fills_the_vocabulary_and_projects_the_paper_grid(capsys)
     # every id of the shape's 32064-token vocabulary decodes to a word: no item needs generation
     assert result["agreement"] == 1.0
     grid = result["paper_grid_projection"]
+    assert grid["hours_three_seeds"] == pytest.approx(3 * grid["hours"], abs=2e-3)
     assert grid["hours"] > 0 and set(grid["seconds_by_stage"]) == {"finetune", "ga", "ga_klr", "npo", "modality",
                                                                    "evaluation"}

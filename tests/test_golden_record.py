@@ -282,3 +282,22 @@ def test_the_cached_base_model_is_per_instruction_set(monkeypatch):
         paths.add(store.base_model_path("k"))
         stores.add(store.default_units_dir())
     assert len(paths) == 2 and len(stores) == 2
+
+
+def test_mllmu_benchs_task_records_are_pinned_like_any_record_and_the_settings_recorded(tmp_path):
+    from repro.config import read_profile
+    from repro.report.golden import check_numbers, load_golden
+    from repro.report.record import write_golden
+
+    task = {"split": "unlearn_generation", "modality": "text"}
+    runs = [run("avx2", 0, 5.3125, **task), run(NATIVE, 0, 7.5, **task)]
+    entries, _, _ = number_ranges(runs, margin=1.0, max_spread=30.0)
+    [rng] = [e for e in entries if e.get("field") != "n"]
+    assert (rng["split"], rng["modality"], rng["min"], rng["max"]) == ("unlearn_generation", "text", 4.31, 8.5)
+    profile = read_profile("tiny", ["eval.shots=1", 'eval.benchmarks=["mmbench","generation"]'])
+    path = tmp_path / "g.toml"
+    write_golden(path, profile, [0], runs, 1.0, 30.0, "pulse-repro golden record ...")
+    golden = load_golden(path)
+    assert golden.meta["eval"]["shots"] == 1 and golden.meta["eval"]["scoring"] == "option-loglik"
+    assert all(v.passed for v in check_numbers([record(8.0, **task)], golden))
+    assert not all(v.passed for v in check_numbers([record(9.0, **task)], golden))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from repro.bench.baselines import generate_per_question
 from repro.bench.clock import best_of, timed
 from repro.bench.workload import Workload
+from repro.eval.batch_size import resolve_batch_size
 from repro.eval.scoring import length_batches, predict, score_letter
 from repro.model.prompts import encode_prompts
 
@@ -13,11 +14,10 @@ WARMUP_ITEMS = 4
 TIMED_RUNS = 2  # the batched scorers (seconds each) are timed twice and the faster run kept, as timeit does
 
 
-def positions(w: Workload, grouped: bool) -> tuple[int, int]:
+def positions(w: Workload, grouped: bool, size: int) -> tuple[int, int]:
     """(tokens, input positions) of the letter scorer's batches: tokens are what it reads (image tokens
     included, padding not), positions count the padding too. `grouped`: its own batches (by modality and
     prompt length); else the same questions batched alike in their order."""
-    size = max(1, w.profile.eval.batch_size)
     batches = (length_batches(w.items, size, lambda it: len(it.prompt)) if grouped
                else [w.items[i:i + size] for i in range(0, len(w.items), size)])
     tokens = padded = 0
@@ -41,7 +41,9 @@ def attention_implementation(model) -> str:
 
 def measure_eval(w: Workload) -> dict:
     model, proc, items = w.model.eval(), w.processor, w.items
-    bs, length, scoring = w.profile.eval.batch_size, w.profile.model.max_length, w.profile.eval.scoring
+    length, scoring = w.profile.model.max_length, w.profile.eval.scoring
+    bs = resolve_batch_size(w.profile.eval.batch_size, model, proc.tokenizer, [it.prompt for it in items],
+                            w.profile.eval.generate_tokens)
     # First calls pay one-off costs (allocations, kernel selection): each scorer first runs untimed on
     # batches of the shapes it will see (a full batch for the batched scorers).
     score_letter(model, proc, items[:max(bs, WARMUP_ITEMS)], bs, length, "fast", "bench warm-up")
@@ -53,7 +55,7 @@ def measure_eval(w: Workload) -> dict:
     _, t_prof = best_of(TIMED_RUNS, w.device,
                         lambda: predict(model, proc, items, scoring, bs, length, "bench profile"))
     n = len(items)
-    in_order = positions(w, grouped=False)  # the tokens read are the same however the questions are batched
+    in_order = positions(w, grouped=False, size=bs)  # the tokens read are the same however they are batched
     return {
         "items": n,
         "batch_size": bs,
@@ -63,7 +65,7 @@ def measure_eval(w: Workload) -> dict:
         "agreement": sum(fast[it.uid] == slow[it.uid] for it in items) / n,
         "answered": sum(bool(fast[it.uid]) for it in items) / n,  # share of answers that start with A-D
         "prompt_tokens": in_order[0],
-        "padding_share": padding_share(*positions(w, grouped=True)),
+        "padding_share": padding_share(*positions(w, grouped=True, size=bs)),
         "padding_share_in_question_order": padding_share(*in_order),
         "attention": attention_implementation(model),
     }

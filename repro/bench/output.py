@@ -37,10 +37,12 @@ def to_tables(result: dict) -> str:
     out.append(f"ceiling on this device: {_f(c['qps_ceiling'])} questions/s, speedup {_f(r['eval_speedup_ceiling'])}x "
                f"(decoder matrix products alone, at the {c['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s they reach "
                f"here; they are {_f(100 * c['kit_matmul_share'], 1)}% of the kit's time)\n")
+    padding = r.get("train_padding_share", {})
     out.append(tabulate(
-        [[s, _f(v), _f(r["train_tokens_per_s"][s], 1), _f(train_mfu.get(s), 4)]
+        [[s, _f(v), _f(r["train_tokens_per_s"][s], 1), _f(train_mfu.get(s), 4),
+          _f(100 * padding[s] if padding.get(s) is not None else None, 1)]
          for s, v in r["train_samples_per_s"].items()],
-        headers=[f"training, {r['steps']} steps", "samples/s", "tokens/s", "MFU"]))
+        headers=[f"training, {r['steps']} steps", "samples/s", "tokens/s", "MFU", "padding %"]))
     out.append("")
     ga = r["peak_mem_bytes"].get("ga")
     out.append(tabulate(
@@ -53,7 +55,8 @@ def to_tables(result: dict) -> str:
                f"deep copy / kit's GA+KLR {_f(r['deepcopy_vs_kit_mem'], 3)}\n")
     grid = r.get("paper_grid_projection")
     if grid:
-        out.append(tabulate(list(grid["seconds_by_stage"].items()) + [["total (hours)", grid["hours"]]],
+        out.append(tabulate(list(grid["seconds_by_stage"].items()) + [["total (hours)", grid["hours"]],
+                                                                     ["three seeds (hours)", grid["hours_three_seeds"]]],
                             headers=["paper grid, projected", "seconds"]))
         out.append("")
     if r["stage_seconds"] is not None:

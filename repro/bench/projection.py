@@ -50,7 +50,9 @@ def project(people: list[Person], samples_per_s: dict, eval_qps: float) -> dict 
         "modality": g["modality_ga_llm_examples"] / samples_per_s["ga"],
         "evaluation": g["eval_questions"] / eval_qps,
     }
-    return {"hours": round(sum(seconds.values()) / 3600, 3),
+    hours = sum(seconds.values()) / 3600
+    # `all --seeds 0 1 2` repeats everything but the base model per seed (each seed fine-tunes its own)
+    return {"hours": round(hours, 3), "hours_three_seeds": round(3 * hours, 3),
             "seconds_by_stage": {k: round(v, 1) for k, v in seconds.items()},
             "grid": {k: round(v, 1) for k, v in g.items()},
             "examples_per_person": round(per_person, 2)}

@@ -48,7 +48,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
     cuda = w.device.type == "cuda"
     ev = evaluation.measure_eval(w)
     qps = ev["qps"]
-    bound = ceiling.bound(w.model, ev["prompt_tokens"], ev["items"], profile.eval.batch_size,
+    bound = ceiling.bound(w.model, ev["prompt_tokens"], ev["items"], ev["batch_size"],
                           ev["seconds"]["letter_fast"], qps["letter_generate_bs1"])
     training.warm_up(w, steps)
     train = {s: training.run_stage(w, s, steps) for s in training.stages(profile.unlearn.methods)}
@@ -68,6 +68,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
         "shape": shape,
         "items": ev["items"],
         "eval_prompt_tokens": ev["prompt_tokens"],
+        "eval_batch_size": ev["batch_size"],
         "eval_padding_share": ev["padding_share"],
         "eval_padding_share_in_question_order": ev["padding_share_in_question_order"],
         "attention": ev["attention"],
@@ -83,6 +84,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
         "eval_qps_profile_scoring": round(qps["profile_scoring"], 3),
         "train_samples_per_s": {s: t["samples_per_s"] and round(t["samples_per_s"], 3) for s, t in train.items()},
         "train_tokens_per_s": {s: t["tokens_per_s"] and round(t["tokens_per_s"], 1) for s, t in train.items()},
+        "train_padding_share": {s: t["padding_share"] for s, t in train.items()},
         "train_diverged_at_step": {s: t["diverged_at_step"] for s, t in train.items() if t["diverged_at_step"]},
         "train_out_of_memory": [s for s, t in train.items() if t["out_of_memory"]],
         "peak_mem_bytes": peaks,

@@ -36,11 +36,12 @@ class Meter:
     def __init__(self, warm_calls: int, device: torch.device):
         self.warm_calls, self.device = warm_calls, device
         self.calls, self.t0 = 0, None
-        self.samples, self.tokens, self.ref_tokens = 0, 0, 0
+        self.samples, self.tokens, self.ref_tokens, self.positions = 0, 0, 0, 0
 
     def batch(self, n: int) -> None:
         if self.calls == self.warm_calls:
             self.t0, self.samples, self.tokens, self.ref_tokens = now(self.device), 0, 0, 0
+            self.positions = 0
         self.calls += 1
         self.samples += n
 
@@ -50,6 +51,11 @@ class Meter:
             self.ref_tokens += n
         else:
             self.tokens += n
+            self.positions += batch["attention_mask"].numel()  # padding included
+
+    def padding_share(self) -> float | None:
+        """The share of the policy forwards' input positions that are padding."""
+        return round(1 - self.tokens / self.positions, 4) if self.positions else None
 
     def counted(self, fn, ref: bool = False):
         """`fn` (batch -> logits), counting the tokens it reads."""
@@ -136,7 +142,7 @@ def run_stage(w: Workload, stage: str, steps: int) -> dict:
     return {"stage": stage, "timed_batches": meter.timed_batches(), "samples": meter.samples, "tokens": meter.tokens,
             "ref_tokens": meter.ref_tokens, "seconds": seconds,
             "samples_per_s": meter.samples / seconds if seconds else None,
-            "tokens_per_s": meter.tokens / seconds if seconds else None,
+            "tokens_per_s": meter.tokens / seconds if seconds else None, "padding_share": meter.padding_share(),
             "cuda_peak_bytes": peak, "diverged_at_step": diverged, "out_of_memory": oom}
 
 

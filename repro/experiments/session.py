@@ -12,6 +12,7 @@ import torch
 
 from repro import distributed
 from repro.config import Profile
+from repro.eval.batch_size import resolve_batch_size
 from repro.eval.items import Item, item_digest
 from repro.eval.scoring import generate_answers, predict, prompt_limit
 from repro.experiments import keys
@@ -133,12 +134,17 @@ class Session:
             self.units.record({**record, "made": False})
             return kept
         model = self.models.model(model_key)
+        generates = open_answers or e.scoring == "letter"  # the letter scorer may fall back to generation
+        batch = resolve_batch_size(e.batch_size, model, self.processor.tokenizer,
+                                   [it.prompt if generates else it.context for it in items],
+                                   e.generate_tokens if generates else 0)
         if open_answers:
-            preds = generate_answers(model, self.processor, items, e.batch_size,
+            preds = generate_answers(model, self.processor, items, batch,
                                      context_length(model) - e.generate_tokens, desc, e.generate_tokens)
         else:
-            preds = predict(model, self.processor, items, e.scoring, e.batch_size,
+            preds = predict(model, self.processor, items, e.scoring, batch,
                             prompt_limit(context_length(model), e), desc, rule, e.generate_tokens)
         self.store.write_json(unit, preds)
-        self.units.record({**record, "made": True, "wall_s": round(time.perf_counter() - t0, 1), **model_facts(model)})
+        self.units.record({**record, "made": True, "batch_size": batch, "wall_s": round(time.perf_counter() - t0, 1),
+                           **model_facts(model)})
         return preds

@@ -1,0 +1,72 @@
+"""`eval.batch_size`: a number, or "auto", the largest batch the GPU's free memory holds for the prompts at
+hand under a memory model of the scorer's forward pass (a number still works, and is what the CPU uses).
+
+The model: a prompt token held through a forward pass costs its keys and values in every layer (the cache
+transformers fills, kept for the generation fallback) plus the widest activations of one layer at a time
+(hidden states, attention output and the MLP's gate and up projections), in the weights' dtype; a row is
+its longest prompt plus the tokens it may generate. A batch takes at most HEADROOM of the free memory, and
+is a power of two at most MAX_BATCH. If it is still too large, the scorer halves the batch that did not fit
+(repro/eval/scoring.py, halving_on_oom), so a wrong estimate costs a retry, never a run.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from repro.errors import ConfigError
+from repro.model.factory import image_token_count
+from repro.model.prompts import IMAGE_TOKEN
+
+AUTO = "auto"
+CPU_BATCH = 16  # kit choice: "auto" on a CPU, where memory is not what limits the batch
+MAX_BATCH = 256  # kit choice: beyond this a batch's padding and the tail batch cost more than they save
+HEADROOM = 0.8  # kit choice: what the allocator's fragmentation and the logits of the last position leave
+
+
+def check_batch_size(value: int | str) -> None:
+    if isinstance(value, str) and value != AUTO or isinstance(value, int) and value < 1:
+        raise ConfigError(f"eval.batch_size must be a positive number or {AUTO!r}, got {value!r}")
+
+
+def bytes_per_token(text_config, dtype_bytes: int) -> int:
+    """Memory one prompt token takes during the forward pass (module docstring)."""
+    layers, hidden = text_config.num_hidden_layers, text_config.hidden_size
+    heads = text_config.num_attention_heads
+    kv_heads = getattr(text_config, "num_key_value_heads", None) or heads
+    head_dim = getattr(text_config, "head_dim", None) or hidden // heads
+    cache = 2 * layers * kv_heads * head_dim
+    activations = 3 * hidden + 2 * text_config.intermediate_size
+    return (cache + activations) * dtype_bytes
+
+
+def fitting_batch(free_bytes: int, row_tokens: int, per_token: int) -> int:
+    """The largest power of two at most MAX_BATCH whose rows fit in HEADROOM of `free_bytes` (at least 1)."""
+    rows = int(free_bytes * HEADROOM) // max(1, row_tokens * per_token)
+    size = 1
+    while size * 2 <= min(rows, MAX_BATCH):
+        size *= 2
+    return size
+
+
+def longest_row(model, tokenizer, prompts: list[str], new_tokens: int) -> int:
+    """Tokens of the longest prompt, its <image>s expanded as the processor expands them, plus `new_tokens`."""
+    if not prompts:
+        return new_tokens
+    ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
+    per_image = image_token_count(model) - 1
+    return max(len(i) + per_image * p.count(IMAGE_TOKEN) for i, p in zip(ids, prompts)) + new_tokens
+
+
+def resolve_batch_size(value: int | str, model, tokenizer, prompts: list[str], new_tokens: int) -> int:
+    """The batch size to score `prompts` with: `value` itself when a number; for "auto", the fitting batch
+    on the model's GPU (CPU_BATCH on a CPU)."""
+    check_batch_size(value)
+    if value != AUTO:
+        return int(value)
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return CPU_BATCH
+    row_tokens = longest_row(model, tokenizer, prompts, new_tokens)
+    free, _ = torch.cuda.mem_get_info(device)
+    config = getattr(model.config, "text_config", model.config)
+    return fitting_batch(free, row_tokens, bytes_per_token(config, next(model.parameters()).element_size()))
