@@ -154,6 +154,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="optimiser steps per training stage, the first untimed (default: 8)")
     p.add_argument("--run-dir", type=Path, default=None,
                    help="a finished `pulse-repro all` run: report its stage times (RUN_DIR/stages.json)")
+    p.add_argument("--checkpointing", choices=("profile", "both"), default="profile",
+                   help="both: also time every training stage with activation checkpointing the other way from "
+                        "the profile's model.gradient_checkpointing, with its peaks, MFU and projection")
 
     p = sub.add_parser("verify", help="check a run against its golden file; exit 1 on any FAIL")
     p.add_argument("run_dir", type=Path)

@@ -111,7 +111,7 @@ SMALL_SHAPE = ["model.text_layers=1", "model.text_hidden=64", "model.text_interm
 
 @pytest.mark.slow
 def test_the_shape_path_fills_the_vocabulary_and_projects_the_paper_grid(capsys):
-    args = ["bench", "--json", "--shape", "llava-1.5-13b", "--items", "6", "--steps", "2"]
+    args = ["bench", "--json", "--shape", "llava-1.5-13b", "--items", "6", "--steps", "2", "--checkpointing", "both"]
     for o in SMALL_SHAPE:
         args += ["--set", o]
     assert main(args) == 0
@@ -120,5 +120,10 @@ def test_the_shape_path_fills_the_vocabulary_and_projects_the_paper_grid(capsys)
     assert result["agreement"] == 1.0
     grid = result["paper_grid_projection"]
     assert grid["hours_three_seeds"] == pytest.approx(3 * grid["hours"], abs=2e-3)
+    # the same grid with activation checkpointing, from the stages timed again with it on
+    other = result["other_checkpointing"]
+    assert other["gradient_checkpointing"] is True and set(other["train_samples_per_s"]) == {"finetune", "ga",
+                                                                                            "ga_klr", "npo"}
+    assert other["paper_grid_projection"]["hours"] > 0
     assert grid["hours"] > 0 and set(grid["seconds_by_stage"]) == {"finetune", "ga", "ga_klr", "npo", "modality",
                                                                    "evaluation"}

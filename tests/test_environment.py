@@ -260,7 +260,7 @@ def test_dockerfile_entrypoint_is_the_entrypoint_script():
     assert volumes == ['["/data/hf", "/runs"]']
     installs = " ".join(args for keyword, args in instructions if keyword == "RUN")
     # every wheel from the lock; the one source-only package built with the locked build backend
-    assert ("--require-hashes --only-binary=:all: --no-binary=rouge-score --no-build-isolation -r "
+    assert ("--require-hashes --only-binary=:all: --no-binary=rouge-score --no-build-isolation --use-pep517 -r "
             "/tmp/requirements.lock") in " ".join(installs.split())
     assert "--require-hashes --only-binary=:all: -r /tmp/build-requirements.lock" in installs
 

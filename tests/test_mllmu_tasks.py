@@ -92,6 +92,7 @@ def test_generation_and_fill_in_the_blank_prompts_are_mllmu_benchs():
 @pytest.mark.parametrize("generated, answer", [
     (" The person works as a chef.", "The person works as a chef."),
     ("chef ASSISTANT: and more", "chef"),  # what the model writes after its own ASSISTANT: is not the answer
+    ("an ASSISTANT to the mayor", "an ASSISTANT to the mayor"),  # only the turn marker ends the answer
     ("\n", ""),
 ])
 def test_the_answer_is_read_as_mllmu_bench_reads_it(generated, answer):

@@ -59,6 +59,19 @@ def to_tables(result: dict) -> str:
                                                                      ["three seeds (hours)", grid["hours_three_seeds"]]],
                             headers=["paper grid, projected", "seconds"]))
         out.append("")
+    other = r.get("other_checkpointing")
+    if other:
+        on = "on" if other["gradient_checkpointing"] else "off"
+        peaks, mfu_other = other["peak_mem_bytes"] or {}, other["mfu"] or {}
+        out.append(tabulate(
+            [[s, _f(v), _f(other["train_tokens_per_s"][s], 1), _f(mfu_other.get(s), 4),
+              _f(peaks[s] / MB if peaks.get(s) else None, 1)] for s, v in other["train_samples_per_s"].items()],
+            headers=[f"training, checkpointing {on}", "samples/s", "tokens/s", "MFU", "peak MiB"]))
+        grid_other = other.get("paper_grid_projection")
+        if grid_other:
+            out.append(f"paper grid with checkpointing {on}: {grid_other['hours']} hours, three seeds "
+                       f"{grid_other['hours_three_seeds']} hours")
+        out.append("")
     if r["stage_seconds"] is not None:
         out.append(tabulate(list(r["stage_seconds"].items()), headers=["stage of `all`", "seconds"]))
         out.append("")

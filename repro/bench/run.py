@@ -3,6 +3,7 @@ measured in one run on the profile's base model (or a --shape model) and its dat
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 
@@ -32,8 +33,30 @@ def _ratio(a, b):
     return round(a / b, 4) if a is not None and b else None
 
 
+def flipped_checkpointing(w, eval_qps: float, steps: int) -> dict:
+    """Every training stage but the deep-copy variant again, with activation checkpointing the other way from
+    the profile's: the figures a projection with and without it needs."""
+    profile = w.profile
+    on = not profile.model.gradient_checkpointing
+    w.profile = dataclasses.replace(profile, model=dataclasses.replace(profile.model, gradient_checkpointing=on))
+    try:
+        train = {s: training.run_stage(w, s, steps) for s in training.stages(profile.unlearn.methods)
+                 if s != training.DEEPCOPY}
+    finally:
+        w.profile = profile
+    cuda = w.device.type == "cuda"
+    rates = {s: t["samples_per_s"] for s, t in train.items()}
+    return {"gradient_checkpointing": on,
+            "train_samples_per_s": {s: v and round(v, 3) for s, v in rates.items()},
+            "train_tokens_per_s": {s: t["tokens_per_s"] and round(t["tokens_per_s"], 1) for s, t in train.items()},
+            "peak_mem_bytes": {s: t["cuda_peak_bytes"] for s, t in train.items()} if cuda else None,
+            "mfu": flops.report(w.model, {"prompt_tokens": 0, "seconds": {"letter_fast": 1.0}}, train,
+                                _device_name(w.device))["train"] if cuda else None,
+            "paper_grid_projection": projection.project(w.pool, rates, eval_qps) if w.shape else None}
+
+
 def measure(profile_name: str, overrides: list[str], shape: str | None, n_items: int, steps: int,
-            run_dir=None) -> dict:
+            run_dir=None, checkpointing: str = "profile") -> dict:
     if n_items < 1 or steps < 1:
         raise ReproError("--items and --steps must be at least 1")
     overrides = shape_overrides(shape) + list(overrides)
@@ -56,6 +79,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
     peaks, mem_note = memory.method_peaks(train, methods, cuda, profile_name, overrides, shape,
                                           min(steps, MEMORY_STEPS))
     mfu = flops.report(w.model, ev, train, _device_name(w.device)) if cuda else None
+    other = flipped_checkpointing(w, qps["profile_scoring"], steps) if checkpointing == "both" else None
     train_rates = {s: t["samples_per_s"] for s, t in train.items()}
     grid = projection.project(w.pool, train_rates, qps["profile_scoring"]) if shape else None
     weights = (f"--shape {shape}: built from config with random weights" if shape else
@@ -94,6 +118,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
         "stage_seconds": seconds_by_stage,
         "mfu": mfu,
         "paper_grid_projection": grid,
+        "other_checkpointing": other,
         "method_notes": {
             "model": weights,
             "eval": (f"{ev['items']} questions sampled with the profile's seed from the fine-tuning pool's "
@@ -119,6 +144,9 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
             "projection": (projection.__doc__.split("\n\n")[0].replace("\n", " ") + "; evaluation at the "
                            "profile's scoring rate; examples per person from the bench's data"
                            if shape else "only with --shape (the paper grid at paper scale)"),
+            "other_checkpointing": ("every training stage but the deep copy timed again with activation "
+                                    "checkpointing the other way from the profile's (--checkpointing both)"
+                                    if other else "omitted: --checkpointing both times it"),
             "stages": ("from RUN_DIR/stages.json written by `pulse-repro all`" if seconds_by_stage is not None
                        else "omitted: give --run-dir RUN_DIR of a finished `pulse-repro all` run"),
         },
@@ -126,6 +154,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
 
 
 def bench_command(args) -> int:
-    result = measure(args.profile, args.overrides, args.shape, args.items, args.steps, args.run_dir)
+    result = measure(args.profile, args.overrides, args.shape, args.items, args.steps, args.run_dir,
+                     args.checkpointing)
     print(output.to_json(result) if args.json else output.to_tables(result))
     return 0
