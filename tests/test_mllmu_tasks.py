@@ -258,3 +258,51 @@ def test_celebrities_are_asked_zero_shot_as_mllmu_bench_asks_its_celebrity_set(t
     fictional = [it for it in mixed if it.person.startswith("Full_Set/")]
     assert celebrity == person_items([data.celebrities[0]])
     assert all(it.prompt.count("Correct Answer:") == 1 for it in fictional)
+
+
+def test_on_the_miniature_the_peers_loops_over_its_parquet_give_the_kits_records(tmp_path):
+    """The peer's evaluate_generation / evaluate_fill_in_the_blank re-derived: it reads each row's task list from
+    the parquet, scores every question by its Type and averages per Type. The same answers through the kit's
+    loader, items and records give the same numbers."""
+    import pyarrow.parquet as pq
+
+    from repro.config import EvalConfig, read_profile
+    from repro.data.mllmu import config_files
+    from repro.eval.benchmarks import BENCHMARKS
+    from repro.eval.open_tasks import rouge_l
+    from repro.experiments.data import RunData
+
+    profile = read_profile("tiny", ["world.fictional=120", "world.celebrities=50", "world.mmbench_dev=8",
+                                    "world.mmbench_train=8"])
+    data = RunData(profile, tmp_path / "world")
+    people = data.split("unlearn")[:12]
+    # answers: right, a sentence around the right word, another person's, nothing; by person and question
+    other = data.split("retain")[0]
+
+    def answer(person, n, task) -> str:
+        truth = getattr(person, task)[n].answer
+        return [truth, f"I think it is {truth} indeed", getattr(other, task)[n].answer, ""][(int(person.id) + n) % 4]
+
+    for name, task, score in (("generation", "generation", rouge_l),
+                              ("fill_blank", "fill_blank", lambda t, a: float(t.lower() in a.lower()))):
+        column = "Generation_Task" if task == "generation" else "Mask_Task"
+        ids = {p.id: p for p in people}
+        totals: dict[str, list[float]] = {"Image_Textual": [0.0, 0], "Pure_Text": [0.0, 0]}
+        for file in config_files(data.mllmu_root, "Full_Set"):
+            for row in pq.read_table(file, columns=["ID", column]).to_pylist():
+                if row["ID"] not in ids:
+                    continue
+                for n, q in enumerate(row[column]):
+                    totals[q["Type"]][0] += score(q["Ground_Truth"], answer(ids[row["ID"]], n, task))
+                    totals[q["Type"]][1] += 1
+
+        def evaluate(items, desc, rule="first-letter", open_answers=False):
+            by_key = {p.key: p for p in people}
+            return {it.uid: answer(by_key[it.person], int(it.uid.rsplit("#", 1)[1].lstrip("genblank")), task)
+                    for it in items}
+
+        records = BENCHMARKS.get(name).measure(evaluate, data, {"unlearn": people}, EvalConfig(bootstrap_resamples=50), 0)
+        got = {r["modality"]: r["accuracy"] for r in records}
+        assert got["multimodal"] == pytest.approx(100 * totals["Image_Textual"][0] / totals["Image_Textual"][1], abs=1e-4)
+        assert got["text"] == pytest.approx(100 * totals["Pure_Text"][0] / totals["Pure_Text"][1], abs=1e-4)
+        assert 0 < got["all"] < 100  # the answers above are neither all right nor all wrong
