@@ -172,6 +172,14 @@ def checks(ctr: Container, work: Path, assets: Path | None) -> list[tuple[str, s
     _expect(rc == 0 and out.splitlines()[0].strip() == "1000", f"user / pip check / writable dirs: exit {rc}", out)
     results.append(("uid, pip check, /runs and /data/hf writable (unbound)", out.splitlines()[1].strip(), s))
 
+    # MLLMU-Bench's generation task: rouge-score, which the image builds from its sdist, scores as on the host
+    # ("worked" stems to "work": the peer's use_stemmer=True)
+    code = ("from repro.eval.open_tasks import rouge_l; "
+            "print(rouge_l('The person works as a chef', 'the person worked as a chef'))")
+    rc, out, s = ctr.run(["python", "-c", code])
+    _expect(rc == 0 and out.strip().splitlines()[-1:] == ["1.0"], f"rouge-score in the image: exit {rc}", out)
+    results.append(("rouge-score (built from its sdist) scores ROUGE-L", "1.0 for a match up to stemming", s))
+
     rc, out, s = ctr.run([ENTRYPOINT, "all", "--profile", "tiny"], binds)
     # the verdict's closing line: "N passed, 0 failed, ..." (ENV DIFFERS ranges are counted apart, not failed)
     summary = next((line.strip() for line in reversed(out.splitlines()) if re.match(r"\s*\d+ passed, \d+ failed", line)),
