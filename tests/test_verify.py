@@ -559,3 +559,22 @@ def test_a_claim_not_holding_under_other_evaluation_settings_is_reported_not_fai
     assert verify_run(run, gold, strict=True) == 1
     (run / "profile.json").unlink()  # no settings known: judged as usual
     assert verify_run(run, gold) == 1
+
+
+def test_a_run_is_verified_against_the_profiles_file_recorded_with_its_settings(tmp_path, monkeypatch, capsys):
+    from repro.report.verify import golden_for_run
+
+    gdir = tmp_path / "golden"
+    gdir.mkdir()
+    (gdir / "tiny.toml").write_text(HEADER + NUMBER + "min = 60\nmax = 70\n")
+    (gdir / "tiny-oneshot.toml").write_text(
+        HEADER + 'eval = {scoring = "option-loglik", shots = 1, mmbench_template = "plain", '
+        'mmbench_answer = "first-letter", generate_tokens = 50}\n' + NUMBER + "min = 30\nmax = 50\n")
+    monkeypatch.setattr(golden_mod, "GOLDEN_DIR", gdir)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    zero, one = _tiny_run(tmp_path / "a", 65.0), _tiny_run(tmp_path / "b", 40.0, shots=1)
+    assert golden_for_run(zero, "tiny") == gdir / "tiny.toml"
+    assert golden_for_run(one, "tiny") == gdir / "tiny-oneshot.toml"
+    assert verify_run(one, None) == 0 and "tiny-oneshot.toml" in capsys.readouterr().out
+    (gdir / "tiny-oneshot.toml").unlink()  # none recorded that way: the profile's file, settings differing
+    assert golden_for_run(one, "tiny") == gdir / "tiny.toml"

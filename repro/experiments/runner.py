@@ -226,12 +226,12 @@ def conclude(run_dir: Path, stages: dict[str, float], how: str = "", verify: boo
 
 
 def _verify(run_dir: Path) -> int:
-    """`all` ends with the verdict against the profile's golden file, when there is one."""
-    from repro.report.golden import find_golden
-    from repro.report.verify import verify_run
+    """`all` ends with the verdict against the profile's golden file (the one recorded with the run's
+    evaluation settings, where there are several), when there is one."""
+    from repro.report.verify import golden_for_run, verify_run
 
     try:
-        golden = find_golden(run_dir_profile(run_dir))
+        golden = golden_for_run(run_dir, run_dir_profile(run_dir))
     except ReproError as exc:
         print(f"pulse-repro: no verdict: {exc}")
         return 0

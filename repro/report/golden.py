@@ -281,6 +281,23 @@ def load_golden(path: Path) -> Golden:
     return Golden(path, profile, meta, numbers, claims)
 
 
+def goldens_for(profile: str, directory: Path | None = None) -> list[Path]:
+    """Every golden file for `profile`: golden/<profile>.toml first, then the files declaring it."""
+    directory = GOLDEN_DIR if directory is None else directory
+    if not directory.is_dir():
+        return []
+    direct = directory / f"{profile}.toml"
+    declaring = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            declared = tomllib.loads(path.read_text()).get("golden", {}).get("profile")
+        except (tomllib.TOMLDecodeError, AttributeError):
+            continue
+        if declared == profile and path != direct:
+            declaring.append(path)
+    return ([direct] if direct.is_file() else []) + declaring
+
+
 def find_golden(profile: str, directory: Path | None = None) -> Path:
     """golden/<profile>.toml, else the one golden file whose [golden] profile is this profile."""
     directory = GOLDEN_DIR if directory is None else directory

@@ -12,7 +12,15 @@ from tabulate import tabulate
 from repro.environment import differences
 from repro.errors import ReproError
 from repro.experiments.results import read_results
-from repro.report.golden import Golden, Verdict, check_claims, check_numbers, find_golden, load_golden
+from repro.report.golden import (
+    Golden,
+    Verdict,
+    check_claims,
+    check_numbers,
+    find_golden,
+    goldens_for,
+    load_golden,
+)
 from repro.report.settings import settings_differences
 
 HEADERS = ("name", "expected", "measured", "verdict")
@@ -108,7 +116,7 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
     if not records:
         raise ReproError(f"{results}: no results to verify")
     profile = run_profile(records, results)
-    spec = load_golden(golden if golden is not None else find_golden(profile))
+    spec = load_golden(golden if golden is not None else golden_for_run(run_dir, profile))
     if not spec.numbers and not spec.claims:
         raise ReproError(f"{spec.path}: no [[number]] or [[claim]] entries: nothing to verify")
     diffs = environment_differences(run_dir, spec)
@@ -136,6 +144,17 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
     except OSError as exc:  # a read-only run (an archive, a colleague's share) is still verified
         print(f"pulse-repro: verdict not written to {out / 'verdict.md'}: {exc.strerror}", file=sys.stderr)
     return 1 if any(v.failed or (strict and v.inconclusive) for v in numbers + claims) else 0
+
+
+def golden_for_run(run_dir: Path, profile: str) -> Path:
+    """The profile's golden file (find_golden); where another file for the profile was recorded with the run's
+    measuring settings and that one was not (say a run with eval.shots = 1), that other file."""
+    default = find_golden(profile)
+    for path in [default] + [p for p in goldens_for(profile) if p != default]:
+        spec = load_golden(path)
+        if not settings_differences(run_dir, spec.meta, spec.profile):
+            return path
+    return default
 
 
 def bootstrap_settings(run_dir: Path) -> tuple[int, int]:
