@@ -162,6 +162,7 @@ def test_fast_letter_scorer_equals_generate_and_parse_on_every_item(micro_run):
     """Random weights over the real vocabulary give every kind of first token (a space, a byte piece, a
     special token, a word): on every question, for the base, fine-tuned and an NPO-unlearned model, the
     fast scorer gives what generation of eval.generate_tokens tokens + MLLMU-Bench's parse gives."""
+    from repro.eval.demonstrations import draw_demonstrations
     from repro.eval.items import person_items
     from repro.eval.scoring import prompt_limit, score_letter
     from repro.experiments.session import Session
@@ -174,6 +175,10 @@ def test_fast_letter_scorer_equals_generate_and_parse_on_every_item(micro_run):
         mp.setenv("PULSE_ASSETS", env["PULSE_ASSETS"])
         session = Session(profile, run_dir)
         items = person_items(session.data.fictional + session.data.celebrities) + session.data.mmbench_items()
+        # one-shot (eval.shots = 1): two faces in a prompt, the demonstration's first
+        pool = set(session.data.fictional_splits["pool"])
+        demos = draw_demonstrations([p for p in session.data.fictional if p.key not in pool], 1, profile.seed)
+        one_shot = person_items(session.data.split("pool")[:3], demos)
         npo = next(r["model"] for r in read_results(run_dir / "results.jsonl")
                    if (r["experiment"], r["method"], r["step"]) == ("finetuned", "npo", 1))
         first_tokens = set()
@@ -184,6 +189,9 @@ def test_fast_letter_scorer_equals_generate_and_parse_on_every_item(micro_run):
             slow = score_letter(model, session.processor, items, 8, limit, "generate")
             differ = [uid for uid in fast if fast[uid] != slow[uid]]
             assert not differ, f"model {key}: fast and generate differ on {len(differ)} items, e.g. {differ[:3]}"
+            fast, slow = (score_letter(model, session.processor, one_shot, 8, limit, mode) for mode in ("fast", "generate"))
+            differ = [uid for uid in fast if fast[uid] != slow[uid]]
+            assert not differ, f"model {key}, one-shot: fast and generate differ on {len(differ)} items, e.g. {differ[:3]}"
             first_tokens |= _first_token_kinds(model, session.processor, items[:64], limit)
     assert len(first_tokens) >= 2, f"the models' first tokens were all of one kind: {first_tokens}"
 
@@ -192,13 +200,13 @@ def _first_token_kinds(model, processor, items, max_length) -> set[str]:
     """What kinds of greedy first token the model gives on these items."""
     import torch
 
-    from repro.eval.scoring import _image
+    from repro.eval.scoring import _images
 
     tok = processor.tokenizer
     kinds = set()
     for start in range(0, len(items), 8):
         batch = items[start:start + 8]
-        enc = encode_prompts(processor, [it.prompt for it in batch], [_image(it) for it in batch], max_length)
+        enc = encode_prompts(processor, [it.prompt for it in batch], [_images(it) for it in batch], max_length)
         with torch.no_grad():
             first = model(**enc, logits_to_keep=1).logits[:, -1, :].argmax(-1).tolist()
         for t in first:
