@@ -74,8 +74,8 @@ def test_hours_are_written_as_hours():
 def test_a_run_whose_output_goes_to_a_pipe_shows_its_progress_at_the_bounded_rate(tmp_path):
     """`run finetuned` on the miniature of the miniature (twenty epochs: seconds of fine-tuning) with its stderr
     a pipe: progress lines while the fine-tune runs, each loop's lines no more than its own elapsed time (whole
-    seconds, so one more) allows at one per interval, plus its closing line, and far fewer than its steps;
-    with --quiet, none."""
+    seconds, so one more) allows at one per interval, plus its closing line; with --quiet, none. (How many steps
+    an interval holds depends on the machine's load, so the bound is on time, not on steps.)"""
     every = 0.2
     args = [sys.executable, "-m", "repro", "run", "finetuned", "--method", "ga",
             *(a for o in [*MICRO, "finetune.epochs=20"] for a in ("--set", o))]
@@ -95,8 +95,7 @@ def test_a_run_whose_output_goes_to_a_pipe_shows_its_progress_at_the_bounded_rat
     assert finetune and len(finetune[0]) >= 3, seen  # lines while it ran, not only the closing one
     for loop in loops:
         steps, seconds = int(loop[-1]["total"]), _seconds(loop[-1].string)
-        assert len(loop) < steps / 4, [m.string for m in loop]
-        assert len(loop) <= (seconds + 1) / every + 1, [m.string for m in loop]
+        assert len(loop) <= min(steps, (seconds + 1) / every + 1), [m.string for m in loop]
     # a store of its own: the same training again, in silence
     quiet = subprocess.run([*args, "--out", str(tmp_path / "quiet"), "--units", str(tmp_path / "units-quiet"),
                             "--quiet"], capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
