@@ -281,21 +281,26 @@ def load_golden(path: Path) -> Golden:
     return Golden(path, profile, meta, numbers, claims)
 
 
+def _declaring(profile: str, directory: Path) -> list[Path]:
+    """The files in `directory` whose [golden] profile is `profile`, in name order."""
+    found = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            declared = tomllib.loads(path.read_text()).get("golden", {}).get("profile")
+        except (tomllib.TOMLDecodeError, AttributeError):
+            continue
+        if declared == profile:
+            found.append(path)
+    return found
+
+
 def goldens_for(profile: str, directory: Path | None = None) -> list[Path]:
     """Every golden file for `profile`: golden/<profile>.toml first, then the files declaring it."""
     directory = GOLDEN_DIR if directory is None else directory
     if not directory.is_dir():
         return []
     direct = directory / f"{profile}.toml"
-    declaring = []
-    for path in sorted(directory.glob("*.toml")):
-        try:
-            declared = tomllib.loads(path.read_text()).get("golden", {}).get("profile")
-        except (tomllib.TOMLDecodeError, AttributeError):
-            continue
-        if declared == profile and path != direct:
-            declaring.append(path)
-    return ([direct] if direct.is_file() else []) + declaring
+    return ([direct] if direct.is_file() else []) + [p for p in _declaring(profile, directory) if p != direct]
 
 
 def find_golden(profile: str, directory: Path | None = None) -> Path:
@@ -306,14 +311,7 @@ def find_golden(profile: str, directory: Path | None = None) -> Path:
     direct = directory / f"{profile}.toml"
     if direct.is_file():
         return direct
-    matches = []
-    for path in sorted(directory.glob("*.toml")):
-        try:
-            declared = tomllib.loads(path.read_text()).get("golden", {}).get("profile")
-        except (tomllib.TOMLDecodeError, AttributeError):
-            continue
-        if declared == profile:
-            matches.append(path)
+    matches = _declaring(profile, directory)
     if len(matches) == 1:
         return matches[0]
     if matches:
