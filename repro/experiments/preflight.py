@@ -240,9 +240,8 @@ def preflight(profile: Profile, units: Path | None = None) -> Preflight:
                         + ", ".join(d.person for d in data.demonstrations["text"]))
     why_open = f"the evaluation limit (context {context} less eval.generate_tokens {e.generate_tokens})"
     open_limit = (context - e.generate_tokens, why_open)
-    open_tasks = {f"{name} questions (eval)": ([Encoded(f"{it.person} {name} question {it.uid.split('#')[-1]}",
-                                                        it.prompt, it.image is not None)
-                                                for it in make(pool + celebrities)], *open_limit)
+    # generated in words, so read as the letter scorer reads its prompts
+    open_tasks = {f"{name} questions (eval)": (_eval_texts(make(pool + celebrities), "letter"), *open_limit)
                   for name, make in (("generation", generation_items), ("fill_blank", fill_blank_items))
                   if name in e.benchmarks}
     _lengths(pf, tokenizer, {
