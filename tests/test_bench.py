@@ -127,3 +127,25 @@ def test_the_shape_path_fills_the_vocabulary_and_projects_the_paper_grid(capsys)
     assert other["paper_grid_projection"]["hours"] > 0
     assert grid["hours"] > 0 and set(grid["seconds_by_stage"]) == {"finetune", "ga", "ga_klr", "npo", "modality",
                                                                    "evaluation"}
+
+
+def test_the_bench_asks_its_questions_as_a_run_does_demonstrations_included():
+    from repro.bench.workload import prepare
+    from repro.choices import load_profile
+
+    zero = prepare(load_profile("tiny", MICRO), 10_000)
+    one = prepare(load_profile("tiny", [*MICRO, "eval.shots=1"]), 10_000)
+    assert [it.uid for it in one.items] == [it.uid for it in zero.items]  # the same questions sampled
+    people = [it for it in one.items if it.person]  # MMBench questions are asked zero-shot
+    assert people and all(it.demo_images or it.image is None for it in people)  # every multimodal one shows a face first
+    assert all("Correct Answer:" in it.prompt for it in people)  # ... and an answered question
+    assert not any(it.demo_images or "Correct Answer:" in it.prompt for it in zero.items)
+
+
+@pytest.mark.slow
+def test_the_bench_scores_one_shot_prompts_under_the_runs_prompt_limit(capsys):
+    # one-shot prompts are longer than model.max_length (a training budget); a run scores them under the
+    # model's context less the answer, and so must the bench
+    result = _bench(capsys, "--set", "eval.shots=1")
+    assert result["agreement"] == 1.0
+    assert 0 <= result["eval_padding_share"] < result["eval_padding_share_in_question_order"] < 1

@@ -176,6 +176,20 @@ def test_batches_are_of_one_kind_at_most_the_batch_size_and_hold_every_item_once
     assert len(batches) == 2 + 4  # 8 text items in 2 batches, 15 image items in 4: only the last of a kind short
 
 
+def test_prompts_showing_a_demonstrations_face_are_batched_apart_from_one_face_prompts():
+    from repro.eval.items import Item
+    from repro.eval.scoring import length_batches, shown_images
+
+    png = _png("RGB")
+    # one-shot fictional questions (two faces) and zero-shot celebrity questions (one face), lengths interleaved
+    items = [Item(f"u{i}", "p" * i, "", {"A": "a"}, "A", png, "multi", demo_images=(png,) if i % 2 else ())
+             for i in range(12)]
+    batches = length_batches(items, 4, lambda it: len(it.prompt))
+    assert sorted(it.uid for b in batches for it in b) == sorted(it.uid for it in items)
+    assert all(len({shown_images(it) for it in b}) == 1 for b in batches)  # 576 image tokens apart: never mixed
+    assert len(batches) == 4  # 6 of each kind: a full and a short batch each
+
+
 class FakeDist:
     """Rank 1 of 2: gather returns rank 0's part, then this rank's."""
     rank, world = 1, 2

@@ -7,7 +7,8 @@ from repro.bench.baselines import generate_per_question
 from repro.bench.clock import best_of, timed
 from repro.bench.workload import Workload
 from repro.eval.batch_size import resolve_batch_size
-from repro.eval.scoring import length_batches, predict, score_letter
+from repro.eval.scoring import length_batches, predict, prompt_limit, score_letter
+from repro.model.factory import context_length
 from repro.model.prompts import encode_prompts
 
 WARMUP_ITEMS = 4
@@ -23,7 +24,7 @@ def positions(w: Workload, grouped: bool, size: int) -> tuple[int, int]:
     tokens = padded = 0
     for batch in batches:
         enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.images() for it in batch],
-                             w.profile.model.max_length)
+                             prompt_limit(context_length(w.model), w.profile.eval))
         padded += enc["attention_mask"].numel()
         tokens += int(enc["attention_mask"].sum())
     return tokens, padded
@@ -41,7 +42,8 @@ def attention_implementation(model) -> str:
 
 def measure_eval(w: Workload) -> dict:
     model, proc, items = w.model.eval(), w.processor, w.items
-    length, scoring = w.profile.model.max_length, w.profile.eval.scoring
+    # the prompt limit a run scores under (the model's context less the answer), not the training budget
+    length, scoring = prompt_limit(context_length(model), w.profile.eval), w.profile.eval.scoring
     bs = resolve_batch_size(w.profile.eval.batch_size, model, proc.tokenizer, [it.prompt for it in items],
                             w.profile.eval.generate_tokens)
     # First calls pay one-off costs (allocations, kernel selection): each scorer first runs untimed on

@@ -11,7 +11,7 @@ import torch
 
 from repro.config import Profile
 from repro.data.records import Person
-from repro.eval.items import Item, person_items
+from repro.eval.items import Item
 from repro.experiments.base_model import load_base
 from repro.experiments.data import RunData
 from repro.experiments.keys import base_key
@@ -52,7 +52,7 @@ def prepare(profile: Profile, n_items: int, shape: str | None = None) -> Workloa
     data = RunData(profile)  # the bench writes no units
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     pool = data.split("pool")
-    items = person_items(pool) + data.mmbench_items()
+    items = data.person_items(pool) + data.mmbench_items()  # as a run asks them (eval.shots included)
     items = random.Random(profile.seed).sample(items, min(n_items, len(items))) if n_items else []
     return Workload(profile, data, device, pool, data.split("unlearn"), data.split("retain"), items, shape)
 

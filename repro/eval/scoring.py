@@ -43,12 +43,18 @@ def _images(item: Item) -> list[Image.Image] | None:
     return [Image.open(io.BytesIO(x)).convert("RGB") for x in shown] if shown is not None else None
 
 
+def shown_images(item: Item) -> int:
+    """How many images a prompt shows: each one is hundreds of tokens (LLaVA-1.5: 576), far more than its text."""
+    return len(item.images() or ())
+
+
 def length_batches(items: Sequence[Item], size: int, length: Callable[[Item], int]) -> list[list[Item]]:
-    """Batch by modality (images and no images never mix) and by length, so padding stays small."""
-    order = sorted(items, key=lambda it: (it.image is None, length(it), it.uid))
+    """Batch by the number of images shown (prompts with none, one, or a demonstration's face too never
+    mix) and by length within it, so padding stays small."""
+    order = sorted(items, key=lambda it: (it.image is None, shown_images(it), length(it), it.uid))
     out: list[list[Item]] = []
     for it in order:
-        if out and len(out[-1]) < size and (out[-1][0].image is None) == (it.image is None):
+        if out and len(out[-1]) < size and shown_images(out[-1][0]) == shown_images(it):
             out[-1].append(it)
         else:
             out.append([it])
