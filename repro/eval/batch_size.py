@@ -15,7 +15,7 @@ import torch
 
 from repro.errors import ConfigError
 from repro.model.factory import image_token_count
-from repro.model.prompts import IMAGE_TOKEN
+from repro.model.prompts import token_counts
 
 AUTO = "auto"
 CPU_BATCH = 16  # kit choice: "auto" on a CPU, where memory is not what limits the batch
@@ -50,11 +50,7 @@ def fitting_batch(free_bytes: int, row_tokens: int, per_token: int) -> int:
 
 def longest_row(model, tokenizer, prompts: list[str], new_tokens: int) -> int:
     """Tokens of the longest prompt, its <image>s expanded as the processor expands them, plus `new_tokens`."""
-    if not prompts:
-        return new_tokens
-    ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
-    per_image = image_token_count(model) - 1
-    return max(len(i) + per_image * p.count(IMAGE_TOKEN) for i, p in zip(ids, prompts)) + new_tokens
+    return max(token_counts(tokenizer, prompts, image_token_count(model)), default=0) + new_tokens
 
 
 def resolve_batch_size(value: int | str, model, tokenizer, prompts: list[str], new_tokens: int) -> int:

@@ -23,7 +23,7 @@ from repro.errors import ReproError
 from repro.eval.items import Item, fill_blank_items, generation_items
 from repro.eval.scoring import prompt_limit
 from repro.experiments.store import default_units_dir
-from repro.model.prompts import IMAGE_TOKEN
+from repro.model.prompts import token_counts
 from repro.train.examples import knowledge_examples
 
 TABLE_A = {"fictional": 100, "celebrities scored": 153, "celebrities kept": 45}  # the paper's Table A
@@ -54,12 +54,6 @@ class Encoded:
 def _percentile(values: list[int], q: float) -> int:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
-
-
-def token_lengths(tokenizer, texts: list[Encoded], image_tokens: int) -> list[int]:
-    """Tokens each text takes: the tokenizer's count, with <image> expanded as the processor expands it."""
-    ids = tokenizer([t.text for t in texts], add_special_tokens=True)["input_ids"]
-    return [len(i) + (image_tokens - 1) * t.text.count(IMAGE_TOKEN) for i, t in zip(ids, texts)]
 
 
 def _eval_texts(items: Iterable[Item], scoring: str) -> list[Encoded]:
@@ -122,7 +116,7 @@ def _lengths(pf: Preflight, tokenizer, groups: dict[str, tuple[list[Encoded], in
     for what, (texts, limit, why) in groups.items():
         if not texts:
             continue
-        lengths = token_lengths(tokenizer, texts, image_tokens)
+        lengths = token_counts(tokenizer, [t.text for t in texts], image_tokens)
         pf.lines.append(f"{'':<10}{what:<28}{len(texts):>7}{max(lengths):>7}{_percentile(lengths, 0.99):>7}"
                         f"{limit:>7}")
         over = [(n, t) for n, t in zip(lengths, texts) if n > limit]

@@ -100,6 +100,15 @@ def training_text(question: str, answer: str, with_image: bool) -> tuple[str, st
     return f"{_user(with_image)}{question}\nASSISTANT:", f" {answer}{EOS}"
 
 
+def token_counts(tokenizer, texts: Sequence[str], image_tokens: int) -> list[int]:
+    """Tokens each text takes as the processor encodes it: the tokenizer's count, each <image> expanded to
+    the model's `image_tokens` (what the pre-flight checks and the evaluation batch size is sized by)."""
+    if not texts:
+        return []
+    ids = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    return [len(i) + (image_tokens - 1) * t.count(IMAGE_TOKEN) for i, t in zip(ids, texts)]
+
+
 def to_pil(image: ImageLike) -> Image.Image:
     """Encoded bytes (as the records hold them) or a PIL image -> an RGB PIL image."""
     if isinstance(image, Image.Image):
