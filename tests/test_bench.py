@@ -149,3 +149,70 @@ def test_the_bench_scores_one_shot_prompts_under_the_runs_prompt_limit(capsys):
     result = _bench(capsys, "--set", "eval.shots=1")
     assert result["agreement"] == 1.0
     assert 0 <= result["eval_padding_share"] < result["eval_padding_share_in_question_order"] < 1
+
+
+def test_a_stage_trace_profiles_the_batches_after_the_first_and_writes_them(tmp_path):
+    import torch
+
+    from repro.bench.trace import TRACED_BATCHES, StageTrace
+
+    tracer = StageTrace(tmp_path, "ga", 1, torch.device("cpu"))
+    x = torch.randn(64, 64)
+    for index in range(TRACED_BATCHES + 3):
+        tracer.at_batch(index)
+        x = (x @ x).tanh()  # the batch's work
+    assert tracer.summary["batches"] == TRACED_BATCHES
+    assert tracer.summary["wall_s"] > 0 and tracer.summary["device_busy_share"] is None  # no GPU here
+    assert "aten::mm" in [name for name, _ in tracer.summary["top_ops_ms"]]
+    assert (tmp_path / "ga.trace.json").stat().st_size > 0
+    assert "aten::mm" in (tmp_path / "ga.ops.txt").read_text()
+    # a stage that ends inside the traced batches still writes what it traced, once
+    early = StageTrace(tmp_path / "early", "npo", 0, torch.device("cpu"))
+    early.at_batch(0)
+    early.finish()
+    early.finish()
+    assert early.summary["batches"] == 1 and (tmp_path / "early" / "npo.ops.txt").exists()
+
+
+def test_trace_refuses_too_few_steps_to_leave_one_timed(tmp_path, capsys):
+    from repro.bench.run import TRACE_MIN_STEPS
+
+    args = ["bench", "--steps", str(TRACE_MIN_STEPS - 1), "--trace", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--trace needs --steps {TRACE_MIN_STEPS} or more" in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_the_bench_traces_every_training_stage_outside_its_timed_steps(tmp_path, capsys):
+    from repro.bench.trace import TRACED_BATCHES
+
+    steps = 5
+    result = _bench(capsys, "--steps", str(steps), "--trace", str(tmp_path))
+    assert set(result["trace"]) == set(result["train_samples_per_s"])
+    for stage, t in result["trace"].items():
+        assert t["batches"] == TRACED_BATCHES and t["top_ops_ms"]
+        assert (tmp_path / f"{stage}.trace.json").exists() and (tmp_path / f"{stage}.ops.txt").exists()
+    # BENCH_MICRO trains with grad_accum 1: of the 5 steps the first is untimed, 2 traced, 2 timed
+    assert all(v is not None and v > 0 for s, v in result["train_samples_per_s"].items())
+    from repro.bench.output import to_tables
+
+    tables = to_tables(result)  # what the bench prints without --json
+    assert f"trace ga: {TRACED_BATCHES} batches in" in tables and str(tmp_path / "ga.trace.json") in tables
+
+
+def test_traced_batches_are_left_out_of_the_timed_ones(tmp_path):
+    import torch
+
+    from repro.bench.trace import TRACED_BATCHES, StageTrace
+    from repro.bench.training import Meter
+
+    cpu = torch.device("cpu")
+    plain, traced = Meter(1, cpu), Meter(1, cpu, StageTrace(tmp_path, "ga", 1, cpu))
+    for meter in (plain, traced):
+        for _ in range(8):
+            meter.batch(4)
+    assert plain.timed_batches() == 7 and plain.samples == 28
+    assert traced.timed_batches() == 7 - TRACED_BATCHES and traced.samples == 4 * (7 - TRACED_BATCHES)
+    assert traced.tracer.summary["batches"] == TRACED_BATCHES

@@ -72,6 +72,17 @@ def to_tables(result: dict) -> str:
             out.append(f"paper grid with checkpointing {on}: {grid_other['hours']} hours, three seeds "
                        f"{grid_other['hours_three_seeds']} hours")
         out.append("")
+    traces = r.get("trace")
+    if traces:
+        for stage, t in traces.items():
+            if t is None:
+                out.append(f"trace {stage}: stage ended before its traced batches")
+                continue
+            busy = ("" if t["device_busy_share"] is None
+                    else f", GPU busy {_f(100 * t['device_busy_share'], 1)}% of it")
+            out.append(f"trace {stage}: {t['batches']} batches in {_f(t['wall_s'], 3)} s{busy}; {t['trace']}")
+            out.append(tabulate(t["top_ops_ms"], headers=["operator", "self ms"]))
+        out.append("")
     if r["stage_seconds"] is not None:
         out.append(tabulate(list(r["stage_seconds"].items()), headers=["stage of `all`", "seconds"]))
         out.append("")

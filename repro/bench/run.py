@@ -10,7 +10,7 @@ import sys
 import torch
 
 from repro import hub
-from repro.bench import ceiling, evaluation, flops, memory, output, projection, stages, training
+from repro.bench import ceiling, evaluation, flops, memory, output, projection, stages, trace, training
 from repro.bench.baselines import BASELINE_NOTE
 from repro.bench.shapes import SHAPES, check_fits, shape_overrides
 from repro.bench.workload import load, prepare
@@ -20,6 +20,7 @@ from repro.errors import ReproError
 WARMUP_NOTE = (f"each scorer first runs untimed: the batched ones on a full batch, the baseline on "
                f"{evaluation.WARMUP_ITEMS} questions; the batched scorers' figure is the faster of "
                f"{evaluation.TIMED_RUNS} timed runs, the baseline's one run")
+TRACE_MIN_STEPS = 2 + trace.TRACED_BATCHES  # an untimed step, the traced batches, at least one timed step
 MEMORY_STEPS = 3  # the peak is reached by the second step (AdamW's state exists from the first)
 
 
@@ -56,9 +57,12 @@ def flipped_checkpointing(w, eval_qps: float, steps: int) -> dict:
 
 
 def measure(profile_name: str, overrides: list[str], shape: str | None, n_items: int, steps: int,
-            run_dir=None, checkpointing: str = "profile") -> dict:
+            run_dir=None, checkpointing: str = "profile", trace_dir=None) -> dict:
     if n_items < 1 or steps < 1:
         raise ReproError("--items and --steps must be at least 1")
+    if trace_dir is not None and steps < TRACE_MIN_STEPS:
+        raise ReproError(f"--trace needs --steps {TRACE_MIN_STEPS} or more: the first step is untimed, the next "
+                         f"{trace.TRACED_BATCHES} batches are traced, and the rest are timed (got --steps {steps})")
     overrides = shape_overrides(shape) + list(overrides)
     profile = load_profile(profile_name, overrides)
     # a profile's own model and data from the hub: offline from the cache where the hub does not answer
@@ -74,7 +78,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
     bound = ceiling.bound(w.model, ev["prompt_tokens"], ev["items"], ev["batch_size"],
                           ev["seconds"]["letter_fast"], qps["letter_generate_bs1"])
     training.warm_up(w, steps)
-    train = {s: training.run_stage(w, s, steps) for s in training.stages(profile.unlearn.methods)}
+    train = {s: training.run_stage(w, s, steps, trace_dir) for s in training.stages(profile.unlearn.methods)}
     methods = [s for s in train if s != training.FINETUNE]
     peaks, mem_note = memory.method_peaks(train, methods, cuda, profile_name, overrides, shape,
                                           min(steps, MEMORY_STEPS))
@@ -119,6 +123,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
         "mfu": mfu,
         "paper_grid_projection": grid,
         "other_checkpointing": other,
+        "trace": {s: t["trace"] for s, t in train.items()} if trace_dir is not None else None,
         "method_notes": {
             "model": weights,
             "eval": (f"{ev['items']} questions sampled with the profile's seed from the fine-tuning pool's "
@@ -147,6 +152,10 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
             "other_checkpointing": ("every training stage but the deep copy timed again with activation "
                                     "checkpointing the other way from the profile's (--checkpointing both)"
                                     if other else "omitted: --checkpointing both times it"),
+            "trace": (f"--trace: each stage's {trace.TRACED_BATCHES} batches after its untimed first step "
+                      "profiled (torch.profiler) and not timed; device_busy_share: the kernels' summed time "
+                      "over the traced wall time (below 1 the GPU waited)" if trace_dir is not None
+                      else "omitted: --trace DIR profiles a few batches of each training stage"),
             "stages": ("from RUN_DIR/stages.json written by `pulse-repro all`" if seconds_by_stage is not None
                        else "omitted: give --run-dir RUN_DIR of a finished `pulse-repro all` run"),
         },
@@ -155,6 +164,6 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
 
 def bench_command(args) -> int:
     result = measure(args.profile, args.overrides, args.shape, args.items, args.steps, args.run_dir,
-                     args.checkpointing)
+                     args.checkpointing, args.trace)
     print(output.to_json(result) if args.json else output.to_tables(result))
     return 0

@@ -8,11 +8,13 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+from pathlib import Path
 
 import torch
 
 from repro.bench.baselines import deepcopy_reference
 from repro.bench.clock import now
+from repro.bench.trace import StageTrace
 from repro.bench.workload import Workload
 from repro.experiments.runner import PAPER_TARGET
 from repro.model.lora import attach_lora
@@ -31,14 +33,17 @@ def stages(methods) -> list[str]:
 
 
 class Meter:
-    """Samples and tokens of the timed calls; the clock starts at the first call after `warm_calls`."""
+    """Samples and tokens of the timed calls; the clock starts at the first call after `warm_calls`, and
+    after a tracer's batches, which follow them."""
 
-    def __init__(self, warm_calls: int, device: torch.device):
-        self.warm_calls, self.device = warm_calls, device
+    def __init__(self, warm_calls: int, device: torch.device, tracer: StageTrace | None = None):
+        self.warm_calls, self.device, self.tracer = warm_calls + (tracer.batches if tracer else 0), device, tracer
         self.calls, self.t0 = 0, None
         self.samples, self.tokens, self.ref_tokens, self.positions = 0, 0, 0, 0
 
     def batch(self, n: int) -> None:
+        if self.tracer is not None:
+            self.tracer.at_batch(self.calls)
         if self.calls == self.warm_calls:
             self.t0, self.samples, self.tokens, self.ref_tokens = now(self.device), 0, 0, 0
             self.positions = 0
@@ -106,8 +111,9 @@ def _loss_fn(w: Workload, stage: str, peft_model, meter: Meter, base_copy_ref, s
     return plan.batches, cfg.grad_accum, cfg.lr, step_loss, step_inputs(w.encode)
 
 
-def run_stage(w: Workload, stage: str, steps: int) -> dict:
-    """Train `stage` for `steps` optimiser steps from the loaded weights, then restore them."""
+def run_stage(w: Workload, stage: str, steps: int, trace_dir: Path | None = None) -> dict:
+    """Train `stage` for `steps` optimiser steps from the loaded weights, then restore them. With
+    `trace_dir`, the micro-batches after the untimed first step are profiled there, untimed too."""
     p, cuda = w.profile, w.device.type == "cuda"
     gc.collect()
     if cuda:
@@ -118,7 +124,9 @@ def run_stage(w: Workload, stage: str, steps: int) -> dict:
     target = p.finetune.target if stage == FINETUNE else PAPER_TARGET
     peft_model = attach_lora(w.model, p.finetune, target, p.model.gradient_checkpointing)
     accum = (p.finetune if stage == FINETUNE else p.unlearn).grad_accum
-    meter = Meter(accum if steps > 1 else 0, w.device)
+    warm = accum if steps > 1 else 0
+    tracer = StageTrace(trace_dir, stage, warm, w.device) if trace_dir is not None else None
+    meter = Meter(warm, w.device, tracer)
     batches, accum, lr, step_loss, prepare = _loss_fn(w, stage, peft_model, meter, base_copy_ref, steps)
     params = [q for q in peft_model.parameters() if q.requires_grad]
     peft_model.train()
@@ -130,6 +138,9 @@ def run_stage(w: Workload, stage: str, steps: int) -> dict:
         diverged = exc.step
     except torch.cuda.OutOfMemoryError:  # at paper scale a stage may not fit: say so, measure the others
         oom = True
+    finally:
+        if tracer is not None:
+            tracer.finish()
     seconds = 0.0 if oom else meter.seconds()
     peak = torch.cuda.max_memory_allocated() if cuda and not oom else None
     del params, step_loss, base_copy_ref, batches
@@ -143,7 +154,8 @@ def run_stage(w: Workload, stage: str, steps: int) -> dict:
             "ref_tokens": meter.ref_tokens, "seconds": seconds,
             "samples_per_s": meter.samples / seconds if seconds else None,
             "tokens_per_s": meter.tokens / seconds if seconds else None, "padding_share": meter.padding_share(),
-            "cuda_peak_bytes": peak, "diverged_at_step": diverged, "out_of_memory": oom}
+            "cuda_peak_bytes": peak, "diverged_at_step": diverged, "out_of_memory": oom,
+            "trace": tracer.summary if tracer is not None else None}
 
 
 def warm_up(w: Workload, steps: int) -> None:
