@@ -578,3 +578,24 @@ def test_a_run_is_verified_against_the_profiles_file_recorded_with_its_settings(
     assert verify_run(one, None) == 0 and "tiny-oneshot.toml" in capsys.readouterr().out
     (gdir / "tiny-oneshot.toml").unlink()  # none recorded that way: the profile's file, settings differing
     assert golden_for_run(one, "tiny") == gdir / "tiny.toml"
+
+
+def test_a_file_pinning_tasks_the_run_did_not_measure_is_not_its_golden_file(tmp_path, monkeypatch):
+    from repro.report.verify import golden_for_run, pinned_benchmarks
+
+    gdir = tmp_path / "golden"
+    gdir.mkdir()
+    (gdir / "tiny.toml").write_text(HEADER + NUMBER + "min = 60\nmax = 70\n")
+    task = NUMBER.replace('name = "n1"', 'name = "n2"').replace('split = "mmbench"', 'split = "retain_generation"')
+    (gdir / "tiny-mllmu.toml").write_text(
+        HEADER + 'eval = {scoring = "option-loglik", shots = 1, mmbench_template = "plain", '
+        'mmbench_answer = "first-letter", generate_tokens = 50}\n' + NUMBER + "min = 30\nmax = 50\n"
+        + task + "min = 10\nmax = 40\n")
+    monkeypatch.setattr(golden_mod, "GOLDEN_DIR", gdir)
+    assert pinned_benchmarks(load_golden(gdir / "tiny-mllmu.toml")) == {"mmbench", "generation"}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    one_shot = _tiny_run(tmp_path / "a", 40.0, shots=1)  # its generation records would all be missing
+    with_task = _tiny_run(tmp_path / "b", 40.0, shots=1, benchmarks=["mmbench", "generation"])
+    assert golden_for_run(one_shot, "tiny") == gdir / "tiny.toml"  # judged with its settings differing
+    assert golden_for_run(with_task, "tiny") == gdir / "tiny-mllmu.toml"

@@ -94,3 +94,14 @@ BENCHMARKS.add("mmbench", QuestionSet(lambda data: data.mmbench_items(), lambda 
 # MLLMU-Bench's own tasks (eval.py): each person's `Generation_Task` scored by ROUGE-L, and `Mask_Task`.
 BENCHMARKS.add("generation", PeopleTask("generation", generation_items, generation_score, "rougeL"))
 BENCHMARKS.add("fill_blank", PeopleTask("fill_blank", fill_blank_items, fill_blank_score, "accuracy"))
+
+
+def benchmark_of(split: str) -> str | None:
+    """The benchmark a record's split belongs to (`mmbench_circular`: mmbench, `shard_2_generation`: generation);
+    None for the people's classification records, which every run measures."""
+    for name, bench in BENCHMARKS.items():
+        if isinstance(bench, QuestionSet) and split in bench.records:
+            return name
+        if isinstance(bench, PeopleTask) and split.endswith(f"_{bench.name}"):
+            return name
+    return None

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from repro.config import EvalConfig
 from repro.environment import differences
 from repro.errors import ReproError
+from repro.eval.benchmarks import benchmark_of
 from repro.experiments.results import read_results
 from repro.report.golden import (
     Golden,
@@ -147,14 +149,30 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
 
 
 def golden_for_run(run_dir: Path, profile: str) -> Path:
-    """The profile's golden file (find_golden); where another file for the profile was recorded with the run's
-    measuring settings and that one was not (say a run with eval.shots = 1), that other file."""
-    default = find_golden(profile)
-    for path in [default] + [p for p in goldens_for(profile) if p != default]:
+    """Among the profile's golden files, the first recorded with the run's measuring settings whose pinned
+    benchmarks the run measured too (a run with eval.shots = 1 and MLLMU-Bench's tasks: the file recorded so;
+    one-shot without the tasks: none of them, as that file's task ranges would fail unmeasured); else the
+    profile's golden file (find_golden), whose differing settings verify reports."""
+    measured = run_benchmarks(run_dir)
+    for path in goldens_for(profile):
         spec = load_golden(path)
-        if not settings_differences(run_dir, spec.meta, spec.profile):
+        if not settings_differences(run_dir, spec.meta, spec.profile) and pinned_benchmarks(spec) <= measured:
             return path
-    return default
+    return find_golden(profile)
+
+
+def pinned_benchmarks(spec: Golden) -> set[str]:
+    """The benchmarks (eval.benchmarks) whose records a golden file pins."""
+    return {b for n in spec.numbers if (b := benchmark_of(str(n.select.get("split", "")))) is not None}
+
+
+def run_benchmarks(run_dir: Path) -> set[str]:
+    """The benchmarks a run measured, from its profile.json (the kit's default without one)."""
+    try:
+        table = json.loads((run_dir / "profile.json").read_text()).get("eval", {})
+    except (FileNotFoundError, json.JSONDecodeError):
+        table = {}
+    return set(table.get("benchmarks", EvalConfig().benchmarks))
 
 
 def bootstrap_settings(run_dir: Path) -> tuple[int, int]:
