@@ -179,6 +179,12 @@ def rank0_decides(value):
     return value if d is None else d.broadcast(value)
 
 
+def smallest(value):
+    """The smallest of every rank's `value`, on every rank (itself when alone)."""
+    d = current()
+    return value if d is None else min(d.gather(value))
+
+
 def rank0_reads(read):
     """`read()` run on rank 0 only (a unit another node may not see), its value on every rank."""
     d = current()

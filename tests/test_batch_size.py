@@ -73,3 +73,33 @@ def test_a_profile_takes_auto_or_a_number_and_names_what_it_refuses():
         read_profile("tiny", ["eval.batch_size=1.5"])
     with pytest.raises(ConfigError, match="got 'big'"):
         load_profile("tiny", ["eval.batch_size=big"])
+
+
+def test_auto_counts_the_allocators_unused_cache_and_every_rank_takes_the_smallest_batch(monkeypatch):
+    import torch
+
+    from repro import distributed
+    from repro.eval import batch_size as bs
+
+    model = SimpleNamespace(parameters=lambda: iter([torch.zeros(1, dtype=torch.bfloat16)]),
+                            config=SimpleNamespace(text_config=LLAMA_13B))
+    device_free_bytes = bs.device_free_bytes
+    monkeypatch.setattr(bs, "longest_row", lambda *a: 700)
+    monkeypatch.setattr(bs, "device_free_bytes", lambda device: 110 * 2**30)
+    assert bs.resolve_batch_size("auto", model, None, ["x"], 50) == 128  # alone: its own GPU's fit
+
+    class TwoRanks:  # the other rank's GPU holds less
+        def gather(self, value):
+            return [value, 32]
+
+    monkeypatch.setattr(distributed, "current", lambda: TwoRanks())
+    assert bs.resolve_batch_size("auto", model, None, ["x"], 50) == 32
+    assert bs.resolve_batch_size(64, model, None, ["x"], 50) == 64  # a number is every rank's already
+
+    # the free memory counts what the caching allocator holds but no tensor uses
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (10 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 30 * 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 26 * 2**30)
+    assert device_free_bytes(cuda) == 14 * 2**30
+    assert device_free_bytes(torch.device("cpu")) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from repro import distributed
 from repro.errors import ConfigError
 from repro.model.factory import image_token_count
 from repro.model.prompts import token_counts
@@ -45,12 +46,22 @@ def fitting_batch(free_bytes: int, row_tokens: int, per_token: int) -> int:
     size = 1
     while size * 2 <= min(rows, MAX_BATCH):
         size *= 2
-    return size
+    return distributed.smallest(size)
 
 
 def longest_row(model, tokenizer, prompts: list[str], new_tokens: int) -> int:
     """Tokens of the longest prompt, its <image>s expanded as the processor expands them, plus `new_tokens`."""
     return max(token_counts(tokenizer, prompts, image_token_count(model)), default=0) + new_tokens
+
+
+def device_free_bytes(device: torch.device) -> int | None:
+    """What a batch may take on `device`: the GPU's free memory plus what PyTorch's allocator holds unused
+    (cached by earlier work, such as training in the same process, and reused before any new allocation);
+    None on a CPU."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
 def resolve_batch_size(value: int | str, model, tokenizer, prompts: list[str], new_tokens: int) -> int:
@@ -59,10 +70,12 @@ def resolve_batch_size(value: int | str, model, tokenizer, prompts: list[str], n
     check_batch_size(value)
     if value != AUTO:
         return int(value)
-    device = next(model.parameters()).device
-    if device.type != "cuda":
+    free = device_free_bytes(next(model.parameters()).device)
+    if free is None:
         return CPU_BATCH
     row_tokens = longest_row(model, tokenizer, prompts, new_tokens)
-    free, _ = torch.cuda.mem_get_info(device)
     config = getattr(model.config, "text_config", model.config)
-    return fitting_batch(free, row_tokens, bytes_per_token(config, next(model.parameters()).element_size()))
+    size = fitting_batch(free, row_tokens, bytes_per_token(config, next(model.parameters()).element_size()))
+    # Under a launcher each rank sees its own GPU: all take the smallest, so that every rank forms the same
+    # batches (the scorer deals them out by position and gathers the predictions).
+    return distributed.smallest(size)
