@@ -158,8 +158,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="both: also time every training stage with activation checkpointing the other way from "
                         "the profile's model.gradient_checkpointing, with its peaks, MFU and projection")
     p.add_argument("--trace", type=Path, default=None, metavar="DIR",
-                   help="profile the 2 batches after each training stage's untimed first step (not timed "
-                        "either; needs --steps 4 or more) and write DIR/<stage>.trace.json (Chrome trace) and "
+                   help="profile the steps holding the 2 batches after each training stage's untimed first step "
+                        "(not timed either; needs --steps 4 or more) and write DIR/<stage>.trace.json (Chrome trace) and "
                         "DIR/<stage>.ops.txt (operators by self time); the output names each stage's slowest "
                         "operators and, on CUDA, the share of the time the GPU was busy")
 

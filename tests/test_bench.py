@@ -216,3 +216,26 @@ def test_traced_batches_are_left_out_of_the_timed_ones(tmp_path):
     assert plain.timed_batches() == 7 and plain.samples == 28
     assert traced.timed_batches() == 7 - TRACED_BATCHES and traced.samples == 4 * (7 - TRACED_BATCHES)
     assert traced.tracer.summary["batches"] == TRACED_BATCHES
+
+
+def test_a_trace_covers_whole_steps_and_counts_the_gpus_time_once():
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from repro.bench.trace import time_spent, traced_batches
+
+    assert [traced_batches(a) for a in (1, 2, 3, 4)] == [2, 2, 3, 4]  # the timed steps start on a step
+
+    def ev(key, device, us, annotation=False):
+        return SimpleNamespace(key=key, device_type=device, self_device_time_total=us, self_cpu_time_total=10,
+                               is_user_annotation=annotation)
+
+    # aten::mm launched the gemm kernel: its time shows on both, and on a user annotation's GPU-side range too
+    averages = [ev("aten::mm", DeviceType.CPU, 6000), ev("sm90_gemm", DeviceType.CUDA, 6000),
+                ev("aten::add", DeviceType.CPU, 1000), ev("add_kernel", DeviceType.CUDA, 1000),
+                ev("Optimizer.step", DeviceType.CUDA, 7000, annotation=True)]
+    busy, top = time_spent(averages, cuda=True)
+    assert busy == 0.007
+    assert top == [["aten::mm", 6.0], ["aten::add", 1.0]]  # operators, not their kernels again
+    assert time_spent(averages, cuda=False)[0] is None

@@ -61,8 +61,9 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
     if n_items < 1 or steps < 1:
         raise ReproError("--items and --steps must be at least 1")
     if trace_dir is not None and steps < TRACE_MIN_STEPS:
-        raise ReproError(f"--trace needs --steps {TRACE_MIN_STEPS} or more: the first step is untimed, the next "
-                         f"{trace.TRACED_BATCHES} batches are traced, and the rest are timed (got --steps {steps})")
+        raise ReproError(f"--trace needs --steps {TRACE_MIN_STEPS} or more: the first step is untimed, the steps "
+                         f"holding the next {trace.TRACED_BATCHES} batches are traced, and the rest are timed "
+                         f"(got --steps {steps})")
     overrides = shape_overrides(shape) + list(overrides)
     profile = load_profile(profile_name, overrides)
     # a profile's own model and data from the hub: offline from the cache where the hub does not answer
@@ -152,9 +153,10 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
             "other_checkpointing": ("every training stage but the deep copy timed again with activation "
                                     "checkpointing the other way from the profile's (--checkpointing both)"
                                     if other else "omitted: --checkpointing both times it"),
-            "trace": (f"--trace: each stage's {trace.TRACED_BATCHES} batches after its untimed first step "
-                      "profiled (torch.profiler) and not timed; device_busy_share: the kernels' summed time "
-                      "over the traced wall time (below 1 the GPU waited)" if trace_dir is not None
+            "trace": (f"--trace: the whole steps holding each stage's {trace.TRACED_BATCHES} batches after its "
+                      "untimed first step profiled (torch.profiler) and not timed; device_busy_share: the GPU-side "
+                      "events' summed time over the traced wall time (below 1 the GPU waited); top_ops_ms: "
+                      "operators by their kernels' GPU time (CPU time on a CPU)" if trace_dir is not None
                       else "omitted: --trace DIR profiles a few batches of each training stage"),
             "stages": ("from RUN_DIR/stages.json written by `pulse-repro all`" if seconds_by_stage is not None
                        else "omitted: give --run-dir RUN_DIR of a finished `pulse-repro all` run"),

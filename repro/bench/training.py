@@ -14,7 +14,7 @@ import torch
 
 from repro.bench.baselines import deepcopy_reference
 from repro.bench.clock import now
-from repro.bench.trace import StageTrace
+from repro.bench.trace import StageTrace, traced_batches
 from repro.bench.workload import Workload
 from repro.experiments.runner import PAPER_TARGET
 from repro.model.lora import attach_lora
@@ -125,7 +125,7 @@ def run_stage(w: Workload, stage: str, steps: int, trace_dir: Path | None = None
     peft_model = attach_lora(w.model, p.finetune, target, p.model.gradient_checkpointing)
     accum = (p.finetune if stage == FINETUNE else p.unlearn).grad_accum
     warm = accum if steps > 1 else 0
-    tracer = StageTrace(trace_dir, stage, warm, w.device) if trace_dir is not None else None
+    tracer = StageTrace(trace_dir, stage, warm, w.device, traced_batches(accum)) if trace_dir is not None else None
     meter = Meter(warm, w.device, tracer)
     batches, accum, lr, step_loss, prepare = _loss_fn(w, stage, peft_model, meter, base_copy_ref, steps)
     params = [q for q in peft_model.parameters() if q.requires_grad]
