@@ -104,3 +104,15 @@ def test_small_world_and_image_size(tmp_path):
     assert count_mllmu(tmp_path)["people"] == 27
     assert decode_image_bytes(load_people(tmp_path, "Retain_Set")[0].image).size == (64, 64)
     assert len(load_people(tmp_path, "forget_5")) == 1
+
+
+def test_a_world_cached_by_another_edition_of_the_generator_is_not_reused(monkeypatch):
+    from repro.choices import load_profile
+    from repro.data import world
+    from repro.experiments.keys import world_key
+
+    profile = load_profile("tiny", [])
+    now = world_key(profile)
+    assert world_key(load_profile("tiny", [])) == now  # stable for the same settings
+    monkeypatch.setattr(world, "EDITION", world.EDITION - 1)
+    assert world_key(profile) != now

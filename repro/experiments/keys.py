@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 
 from repro.config import Profile, UnlearnConfig
+from repro.data import world
 from repro.hashing import identity, key_of
 from repro.train.methods import Method, method_params
 
@@ -24,7 +25,8 @@ def _settings(config) -> dict:
 
 
 def world_key(profile: Profile) -> str:
-    return key_of(_settings(identity(profile.world, _WORLD_ADDED)), profile.world_seed)
+    """The cached miniature world: its settings, seed and the generator's edition."""
+    return key_of(_settings(identity(profile.world, _WORLD_ADDED)), profile.world_seed, world.EDITION)
 
 
 def _run_seed(profile: Profile) -> list[int]:
