@@ -599,3 +599,20 @@ def test_a_file_pinning_tasks_the_run_did_not_measure_is_not_its_golden_file(tmp
     with_task = _tiny_run(tmp_path / "b", 40.0, shots=1, benchmarks=["mmbench", "generation"])
     assert golden_for_run(one_shot, "tiny") == gdir / "tiny.toml"  # judged with its settings differing
     assert golden_for_run(with_task, "tiny") == gdir / "tiny-mllmu.toml"
+
+
+def test_the_verdicts_last_line_counts_each_verdict_once_under_its_label(tmp_path):
+    from repro.report.golden import Verdict
+    from repro.report.verify import render_verdict
+
+    def v(name, **kw):
+        return Verdict(name, "e", "m", kw.pop("passed", False), "s", **kw)
+
+    claims = [v("a", passed=True), v("b"), v("c", inconclusive=True),
+              v("d", inconclusive=True, excused=True, excuse="SETTINGS DIFFER"),  # shown INCONCLUSIVE
+              v("e", excused=True, excuse="SETTINGS DIFFER"), v("f", excused=True)]
+    golden = load_golden(golden_file(tmp_path, HEADER + NUMBER + "min = 60\nmax = 70\n"))
+    last = render_verdict([], claims, golden, tmp_path, "tiny").rstrip().splitlines()[-1]
+    assert last == ("1 passed, 1 failed, 2 inconclusive (the 95% interval straddles the threshold), 1 outside "
+                    "ranges recorded in another environment (not failed), 1 not as recorded under other "
+                    "evaluation settings (not failed)")

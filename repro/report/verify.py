@@ -93,12 +93,14 @@ def render_verdict(numbers: list[Verdict], claims: list[Verdict], golden: Golden
                              disable_numparse=True)
             parts.append(f"{'## ' if markdown else ''}{title}\n\n{table}")
     everything = numbers + claims
-    failed, excused = sum(v.failed for v in everything), sum(v.excused and not v.passed for v in everything)
+    # each verdict counted once, under its label (an inconclusive claim stays inconclusive, excused or not)
+    excusable = [v for v in everything if v.excused and not v.passed and not v.inconclusive]
+    failed, excused = sum(v.failed for v in everything), len(excusable)
     last = f"{sum(v.passed for v in everything)} passed, {failed} failed"
     inconclusive = sum(v.inconclusive for v in everything)
     if inconclusive:
         last += f", {inconclusive} inconclusive (the 95% interval straddles the threshold)"
-    by_settings = sum(v.excused and not v.passed and v.excuse == "SETTINGS DIFFER" for v in everything)
+    by_settings = sum(v.excuse == "SETTINGS DIFFER" for v in excusable)
     if excused - by_settings:
         last += f", {excused - by_settings} outside ranges recorded in another environment (not failed)"
     if by_settings:
