@@ -156,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a finished `pulse-repro all` run: report its stage times (RUN_DIR/stages.json)")
     p.add_argument("--checkpointing", choices=("profile", "both"), default="profile",
                    help="both: also time every training stage with activation checkpointing the other way from "
-                        "the profile's model.gradient_checkpointing, with its peaks, MFU and projection")
+                        "the profile's model.gradient_checkpointing, with its peaks and MFU (on CUDA) and, with "
+                        "--shape, the paper grid's projection")
     p.add_argument("--trace", type=Path, default=None, metavar="DIR",
                    help="profile the steps holding the 2 batches after each training stage's untimed first step "
                         "(not timed either; needs --steps 4 or more) and write DIR/<stage>.trace.json (Chrome trace) and "
