@@ -39,7 +39,7 @@ def test_bench_json_has_every_key_and_the_scorers_agree(tmp_path, capsys):
     assert set(result["peak_mem_bytes"]) == {"ga", "ga_klr", "npo", "ga_klr_deepcopy"}
     assert all(v > 0 for v in result["peak_mem_bytes"].values())
     assert result["ref_mem_overhead"] > 0
-    # the scorer's batches, grouped by modality and length, pad less than the same questions in their order
+    # the scorer's batches, grouped by images shown and length, pad less than the same questions in their order
     assert 0 <= result["eval_padding_share"] < result["eval_padding_share_in_question_order"] < 1
     assert result["attention"] in ("sdpa", "eager")
     # every training stage's padding share is measured; batches never mix examples with and without a face

@@ -17,7 +17,7 @@ TIMED_RUNS = 2  # the batched scorers (seconds each) are timed twice and the fas
 
 def positions(w: Workload, grouped: bool, size: int) -> tuple[int, int]:
     """(tokens, input positions) of the letter scorer's batches: tokens are what it reads (image tokens
-    included, padding not), positions count the padding too. `grouped`: its own batches (by modality and
+    included, padding not), positions count the padding too. `grouped`: its own batches (by images shown and
     prompt length); else the same questions batched alike in their order."""
     batches = (length_batches(w.items, size, lambda it: len(it.prompt)) if grouped
                else [w.items[i:i + size] for i in range(0, len(w.items), size)])

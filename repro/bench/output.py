@@ -31,7 +31,7 @@ def to_tables(result: dict) -> str:
     out.append(f"speedup {_f(r['eval_speedup'])}x, agreement {_f(r['agreement'], 4)} "
                f"(answers starting with A-D: {_f(r['eval_answered'], 3)})")
     out.append(f"attention: {r['attention']}; padding: {_f(100 * r['eval_padding_share'], 1)}% of the scorer's input "
-               f"positions in its batches (grouped by modality and length), "
+               f"positions in its batches (grouped by images shown and length), "
                f"{_f(100 * r['eval_padding_share_in_question_order'], 1)}% in question order")
     c = r["eval_ceiling"]
     out.append(f"ceiling on this device: {_f(c['qps_ceiling'])} questions/s, speedup {_f(r['eval_speedup_ceiling'])}x "
