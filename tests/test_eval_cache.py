@@ -9,9 +9,9 @@ import dataclasses
 import pytest
 import torch
 
+from repro.eval import answering
 from repro.eval.items import person_items
 from repro.eval.scoring import predict, prompt_limit
-from repro.experiments import session as session_module
 from repro.experiments.session import Session
 from repro.model.factory import context_length
 
@@ -25,7 +25,7 @@ def scored(monkeypatch):
         ran.append(model)
         return predict(model, *args, **kwargs)
 
-    monkeypatch.setattr(session_module, "predict", counted)
+    monkeypatch.setattr(answering, "predict", counted)  # where the session's letter predictions are computed
     return ran
 
 

@@ -159,8 +159,10 @@ def _measure(name: str, people: list[Person], answers: dict[str, str]) -> list[d
 
     asked: list[tuple[list[Item], dict]] = []
 
-    def evaluate(items, desc, rule="first-letter", open_answers=False):
-        asked.append((items, {"desc": desc, "open": open_answers}))
+    def evaluate(items, desc, answering):
+        from repro.eval.answering import Words
+
+        asked.append((items, {"desc": desc, "open": isinstance(answering, Words)}))
         return {it.uid: answers.get(it.uid, "") for it in items}
 
     splits = {"unlearn": people[:2], "retain": people[2:]}

@@ -155,14 +155,14 @@ elif point == "between-sustainability":
             die()
     runner.Runner.record = record
 elif point == "mid-eval":
-    from repro.experiments import session
-    real = session.predict
+    from repro.eval import answering  # where the session's letter predictions are computed
+    real = answering.predict
     def predict(model, *a, **kw):
         calls["n"] += 1
         if calls["n"] == n:  # die inside the model's first forward pass of this evaluation
             model.register_forward_hook(lambda *_: die())
         return real(model, *a, **kw)
-    session.predict = predict
+    answering.predict = predict
 elif point == "torn-append":
     import json
     from repro.experiments import results
@@ -229,9 +229,9 @@ def test_sigkill_at_a_point_resumes_to_the_clean_results(clean_run, tmp_path, po
 def test_exception_mid_request_resumes_in_process(clean_run, tmp_path, monkeypatch):
     """An exception (not a kill) raised by the fifth evaluation (after the first unlearning request) leaves a
     resumable run."""
-    from repro.experiments import session
+    from repro.eval import answering  # where the session's letter predictions are computed
 
-    real, calls = session.predict, {"n": 0}
+    real, calls = answering.predict, {"n": 0}
 
     def failing(*a, **kw):
         calls["n"] += 1
@@ -239,11 +239,11 @@ def test_exception_mid_request_resumes_in_process(clean_run, tmp_path, monkeypat
             raise RuntimeError("simulated crash")
         return real(*a, **kw)
 
-    monkeypatch.setattr(session, "predict", failing)
+    monkeypatch.setattr(answering, "predict", failing)
     run_dir = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_protocol(micro_profile(), run_dir, run_dir / "units")
-    monkeypatch.setattr(session, "predict", real)
+    monkeypatch.setattr(answering, "predict", real)
     assert_resumes_to_clean(run_dir, clean_run)
 
 

@@ -18,6 +18,7 @@ from repro.config import EvalConfig
 from repro.data.circular import groups_correct, is_original
 from repro.data.records import Person
 from repro.errors import ReproError
+from repro.eval.answering import Letters, Words
 from repro.eval.intervals import interval_fields, measured
 from repro.eval.items import Item, fill_blank_items, generation_items
 from repro.eval.open_tasks import fill_blank_score, generation_score
@@ -25,7 +26,7 @@ from repro.registry import Registry
 
 # items, predictions, bootstrap resamples, seed -> {"accuracy", "n", "ci_low", "ci_high", "clusters", ...}
 Score = Callable[[Sequence[Item], Mapping[str, str], int, int], dict]
-# (items, progress label, answer rule, answers in words?) -> predictions: Session.evaluate for one model
+# (items, progress label, how answers are got) -> predictions: Session.evaluate for one model
 Evaluate = Callable[..., dict[str, str]]
 
 
@@ -39,7 +40,7 @@ class QuestionSet:
     def measure(self, evaluate: Evaluate, data: Any, splits: Mapping[str, list[Person]], cfg: EvalConfig,
                 seed: int) -> list[dict]:
         items = self.items(data)
-        preds = evaluate(items, self.desc, rule=self.rule(cfg))
+        preds = evaluate(items, self.desc, Letters(self.rule(cfg)))
         return [{"split": split, "modality": "all", **score(items, preds, cfg.bootstrap_resamples, seed)}
                 for split, score in self.records.items()]
 
@@ -58,7 +59,7 @@ class PeopleTask:
         if union and not items:  # the data lacks the task's column (a person without questions is just left out)
             raise ReproError(f"eval.benchmarks has {self.name!r}, but none of the {len(union)} people measured has "
                              f"such questions in the data (first: {union[0].key}); remove it from eval.benchmarks")
-        preds = evaluate(items, f"eval {self.name}", open_answers=True)
+        preds = evaluate(items, f"eval {self.name}", Words())
         out = []
         for split, people in splits.items():
             keys = {p.key for p in people}

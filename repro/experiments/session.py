@@ -12,9 +12,9 @@ import torch
 
 from repro import distributed
 from repro.config import Profile
+from repro.eval.answering import LETTERS, Answering
 from repro.eval.batch_size import resolve_batch_size
 from repro.eval.items import Item, item_digest
-from repro.eval.scoring import generate_answers, predict, prompt_limit
 from repro.experiments import keys
 from repro.experiments.base_model import load_base
 from repro.experiments.data import RunData
@@ -23,7 +23,6 @@ from repro.experiments.models import ModelCache
 from repro.experiments.provenance import UnitLog, lora_digest, model_facts
 from repro.experiments.store import UnitStore, base_model_path, default_units_dir
 from repro.hashing import seed_from_key
-from repro.model.factory import context_length
 from repro.train.examples import knowledge_examples
 from repro.train.recipes import encoder, finetune
 
@@ -115,16 +114,12 @@ class Session:
 
     # ---- predictions ----------------------------------------------------------------------------
     def evaluate(self, model_key: str, items: list[Item], desc: str = "eval",
-                 rule: str = "first-letter", open_answers: bool = False) -> dict[str, str]:
-        """Predictions of model `model_key` on `items`: multiple-choice letters under eval.scoring (read by
-        `rule`), or with `open_answers` the answers in words of a greedy generation. Computed once and kept in
-        the store under a key of everything they depend on: the prompts and images themselves (the
-        demonstrations' among them), not only their ids."""
+                 answering: Answering = LETTERS) -> dict[str, str]:
+        """Predictions of model `model_key` on `items`, got as `answering` says (letters under eval.scoring by
+        default, or answers in words). Computed once and kept in the store under a key of everything they
+        depend on: the prompts and images themselves (the demonstrations' among them), not only their ids."""
         e = self.profile.eval
-        if open_answers:
-            how = ["open-answer", e.generate_tokens]
-        else:
-            how = [e.scoring] if e.scoring != "letter" else [e.scoring, rule, e.generate_tokens]
+        how = answering.how(e)
         unit = f"eval-{keys.predictions_key(model_key, how, [item_digest(it) for it in items])}.json"
         record = {"kind": "predictions", "key": unit.removeprefix("eval-").removesuffix(".json"), "start": model_key,
                   "scored": sorted({it.person for it in items if it.person}), "items": len(items), "scoring": how}
@@ -134,16 +129,9 @@ class Session:
             self.units.record({**record, "made": False})
             return kept
         model = self.models.model(model_key)
-        generates = open_answers or e.scoring == "letter"  # the letter scorer may fall back to generation
-        batch = resolve_batch_size(e.batch_size, model, self.processor.tokenizer,
-                                   [it.prompt if generates else it.context for it in items],
-                                   e.generate_tokens if generates else 0)
-        if open_answers:
-            preds = generate_answers(model, self.processor, items, batch,
-                                     context_length(model) - e.generate_tokens, desc, e.generate_tokens)
-        else:
-            preds = predict(model, self.processor, items, e.scoring, batch,
-                            prompt_limit(context_length(model), e), desc, rule, e.generate_tokens)
+        batch = resolve_batch_size(e.batch_size, model, self.processor.tokenizer, answering.texts(items, e),
+                                   answering.new_tokens(e))
+        preds = answering.answer(model, self.processor, items, batch, e, desc)
         self.store.write_json(unit, preds)
         self.units.record({**record, "made": True, "batch_size": batch, "wall_s": round(time.perf_counter() - t0, 1),
                            **model_facts(model)})
