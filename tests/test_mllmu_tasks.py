@@ -4,6 +4,7 @@ re-derived here, the seeded demonstration draw, and the records they give."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -308,3 +309,31 @@ def test_on_the_miniature_the_peers_loops_over_its_parquet_give_the_kits_records
         assert got["multimodal"] == pytest.approx(100 * totals["Image_Textual"][0] / totals["Image_Textual"][1], abs=1e-4)
         assert got["text"] == pytest.approx(100 * totals["Pure_Text"][0] / totals["Pure_Text"][1], abs=1e-4)
         assert 0 < got["all"] < 100  # the answers above are neither all right nor all wrong
+
+
+@pytest.mark.slow
+def test_a_protocol_with_the_tasks_records_them_for_every_split_and_reads_its_answers_back(tmp_path):
+    from small_model import MICRO
+
+    from repro.choices import load_profile
+    from repro.experiments.results import read_results
+    from repro.experiments.runner import run_protocol
+
+    profile = load_profile("tiny", [*MICRO, "eval.shots=1", 'eval.benchmarks=["mmbench","generation","fill_blank"]',
+                                    "eval.generate_tokens=8"])
+    run_dir = tmp_path / "run"
+    run_protocol(profile, run_dir, tmp_path / "units")
+    records = read_results(run_dir / "results.jsonl")
+    for task, metric in (("generation", "rougeL"), ("fill_blank", "accuracy")):
+        mine = [r for r in records if r["split"].endswith(f"_{task}")]
+        people_splits = {r["split"] for r in records if re.fullmatch(r"unlearn|retain|shard_\d+", r["split"])}
+        assert {r["split"].removesuffix(f"_{task}") for r in mine} == people_splits
+        assert all(r["metric"] == metric and 0 <= r["accuracy"] <= 100 for r in mine)
+    units = [json.loads(line) for line in (run_dir / "units.jsonl").read_text().splitlines()]
+    words = [u for u in units if u["kind"] == "predictions" and u["scoring"][0] == "open-answer"]
+    assert words and any(u["made"] for u in words)
+    # a second run of the same protocol answers nothing again: every prediction is read from its unit
+    again = tmp_path / "again"
+    run_protocol(profile, again, tmp_path / "units")
+    units = [json.loads(line) for line in (again / "units.jsonl").read_text().splitlines()]
+    assert not any(u["made"] for u in units if u["kind"] == "predictions")
