@@ -103,3 +103,18 @@ def test_auto_counts_the_allocators_unused_cache_and_every_rank_takes_the_smalle
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 26 * 2**30)
     assert device_free_bytes(cuda) == 14 * 2**30
     assert device_free_bytes(torch.device("cpu")) is None
+
+
+def test_the_fitting_batch_is_this_ranks_own_and_only_resolving_it_asks_the_other_ranks(monkeypatch):
+    from repro import distributed
+
+    asked = []
+
+    class TwoRanks:
+        def gather(self, value):
+            asked.append(value)
+            return [value, 1]
+
+    monkeypatch.setattr(distributed, "current", lambda: TwoRanks())
+    per_token = bytes_per_token(LLAMA_13B, 2)
+    assert fitting_batch(110 * 2**30, 700, per_token) == 128 and not asked  # a pure function of its arguments

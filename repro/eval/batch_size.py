@@ -46,7 +46,7 @@ def fitting_batch(free_bytes: int, row_tokens: int, per_token: int) -> int:
     size = 1
     while size * 2 <= min(rows, MAX_BATCH):
         size *= 2
-    return distributed.smallest(size)
+    return size
 
 
 def longest_row(model, tokenizer, prompts: list[str], new_tokens: int) -> int:
