@@ -15,16 +15,15 @@ WARMUP_ITEMS = 4
 TIMED_RUNS = 2  # the batched scorers (seconds each) are timed twice and the faster run kept, as timeit does
 
 
-def positions(w: Workload, grouped: bool, size: int) -> tuple[int, int]:
+def positions(w: Workload, grouped: bool, size: int, limit: int) -> tuple[int, int]:
     """(tokens, input positions) of the letter scorer's batches: tokens are what it reads (image tokens
     included, padding not), positions count the padding too. `grouped`: its own batches (by images shown and
-    prompt length); else the same questions batched alike in their order."""
+    prompt length); else the same questions batched alike in their order. `limit`: the longest prompt scored."""
     batches = (length_batches(w.items, size, lambda it: len(it.prompt)) if grouped
                else [w.items[i:i + size] for i in range(0, len(w.items), size)])
     tokens = padded = 0
     for batch in batches:
-        enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.images() for it in batch],
-                             prompt_limit(context_length(w.model), w.profile.eval))
+        enc = encode_prompts(w.processor, [it.prompt for it in batch], [it.images() for it in batch], limit)
         padded += enc["attention_mask"].numel()
         tokens += int(enc["attention_mask"].sum())
     return tokens, padded
@@ -57,7 +56,7 @@ def measure_eval(w: Workload) -> dict:
     _, t_prof = best_of(TIMED_RUNS, w.device,
                         lambda: predict(model, proc, items, scoring, bs, length, "bench profile"))
     n = len(items)
-    in_order = positions(w, grouped=False, size=bs)  # the tokens read are the same however they are batched
+    in_order = positions(w, grouped=False, size=bs, limit=length)  # the tokens read are the same however they are batched
     return {
         "items": n,
         "batch_size": bs,
@@ -67,7 +66,7 @@ def measure_eval(w: Workload) -> dict:
         "agreement": sum(fast[it.uid] == slow[it.uid] for it in items) / n,
         "answered": sum(bool(fast[it.uid]) for it in items) / n,  # share of answers that start with A-D
         "prompt_tokens": in_order[0],
-        "padding_share": padding_share(*positions(w, grouped=True, size=bs)),
+        "padding_share": padding_share(*positions(w, grouped=True, size=bs, limit=length)),
         "padding_share_in_question_order": padding_share(*in_order),
         "attention": attention_implementation(model),
     }
