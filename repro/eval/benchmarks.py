@@ -37,6 +37,10 @@ class QuestionSet:
     records: dict[str, Score]  # split name -> its score, all from the same predictions
     desc: str  # the progress label
 
+    def holds(self, split: str) -> bool:
+        """Whether a record of `split` is one of this set's."""
+        return split in self.records
+
     def measure(self, evaluate: Evaluate, data: Any, splits: Mapping[str, list[Person]], cfg: EvalConfig,
                 seed: int) -> list[dict]:
         items = self.items(data)
@@ -51,6 +55,10 @@ class PeopleTask:
     items: Callable[[list[Person]], list[Item]]  # people -> their questions of this task
     score: Callable[[Item, str], float]  # one answer's score in [0, 1] (repro/eval/open_tasks.py)
     metric: str  # what a record's `accuracy` holds: "accuracy" (percent right) or "rougeL" (mean F x 100)
+
+    def holds(self, split: str) -> bool:
+        """Whether a record of `split` is one of this task's (`<people split>_<task>`)."""
+        return split.endswith(f"_{self.name}")
 
     def measure(self, evaluate: Evaluate, data: Any, splits: Mapping[str, list[Person]], cfg: EvalConfig,
                 seed: int) -> list[dict]:
@@ -100,9 +108,4 @@ BENCHMARKS.add("fill_blank", PeopleTask("fill_blank", fill_blank_items, fill_bla
 def benchmark_of(split: str) -> str | None:
     """The benchmark a record's split belongs to (`mmbench_circular`: mmbench, `shard_2_generation`: generation);
     None for the people's classification records, which every run measures."""
-    for name, bench in BENCHMARKS.items():
-        if isinstance(bench, QuestionSet) and split in bench.records:
-            return name
-        if isinstance(bench, PeopleTask) and split.endswith(f"_{bench.name}"):
-            return name
-    return None
+    return next((name for name, bench in BENCHMARKS.items() if bench.holds(split)), None)
