@@ -30,13 +30,18 @@ def recorded_settings(meta: dict[str, Any], profile: str | None) -> dict[str, An
     return None
 
 
+def run_eval(run_dir: Path) -> dict[str, Any] | None:
+    """The eval table of a run's profile.json; None when the run has none (or no readable profile.json)."""
+    try:
+        return json.loads((run_dir / "profile.json").read_text()).get("eval")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def settings_differences(run_dir: Path, meta: dict[str, Any], profile: str | None) -> list[str]:
     """`eval.KEY: X here, Y in the golden file` for each measuring setting the run changed; empty when the run
     has no profile.json or the file records no settings."""
-    try:
-        run = json.loads((run_dir / "profile.json").read_text()).get("eval")
-    except (FileNotFoundError, json.JSONDecodeError):
-        return []
+    run = run_eval(run_dir)
     recorded = recorded_settings(meta, profile)
     if run is None or recorded is None:
         return []

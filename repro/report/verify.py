@@ -23,7 +23,7 @@ from repro.report.golden import (
     goldens_for,
     load_golden,
 )
-from repro.report.settings import settings_differences
+from repro.report.settings import run_eval, settings_differences
 
 HEADERS = ("name", "expected", "measured", "verdict")
 
@@ -170,11 +170,7 @@ def pinned_benchmarks(spec: Golden) -> set[str]:
 
 def run_benchmarks(run_dir: Path) -> set[str]:
     """The benchmarks a run measured, from its profile.json (the kit's default without one)."""
-    try:
-        table = json.loads((run_dir / "profile.json").read_text()).get("eval", {})
-    except (FileNotFoundError, json.JSONDecodeError):
-        table = {}
-    return set(table.get("benchmarks", EvalConfig().benchmarks))
+    return set((run_eval(run_dir) or {}).get("benchmarks", EvalConfig().benchmarks))
 
 
 def bootstrap_settings(run_dir: Path) -> tuple[int, int]:
