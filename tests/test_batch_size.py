@@ -23,6 +23,17 @@ LLAMA_13B = SimpleNamespace(num_hidden_layers=40, hidden_size=5120, num_attentio
                             intermediate_size=13824)
 
 
+class OtherRank:
+    """Rank 0 of 2 under a launcher, the other rank's value being `theirs`; every gather is logged."""
+
+    def __init__(self, theirs):
+        self.theirs, self.asked = theirs, []
+
+    def gather(self, value):
+        self.asked.append(value)
+        return [value, self.theirs]
+
+
 def test_a_13b_token_holds_its_keys_and_values_in_every_layer_and_one_layers_activations():
     cache = 2 * 40 * 40 * 128  # keys and values, 40 layers of 40 heads of 128
     activations = 3 * 5120 + 2 * 13824
@@ -88,11 +99,7 @@ def test_auto_counts_the_allocators_unused_cache_and_every_rank_takes_the_smalle
     monkeypatch.setattr(bs, "device_free_bytes", lambda device: 110 * 2**30)
     assert bs.resolve_batch_size("auto", model, None, ["x"], 50) == 128  # alone: its own GPU's fit
 
-    class TwoRanks:  # the other rank's GPU holds less
-        def gather(self, value):
-            return [value, 32]
-
-    monkeypatch.setattr(distributed, "current", lambda: TwoRanks())
+    monkeypatch.setattr(distributed, "current", lambda: OtherRank(32))  # the other rank's GPU holds less
     assert bs.resolve_batch_size("auto", model, None, ["x"], 50) == 32
     assert bs.resolve_batch_size(64, model, None, ["x"], 50) == 64  # a number is every rank's already
 
@@ -108,13 +115,7 @@ def test_auto_counts_the_allocators_unused_cache_and_every_rank_takes_the_smalle
 def test_the_fitting_batch_is_this_ranks_own_and_only_resolving_it_asks_the_other_ranks(monkeypatch):
     from repro import distributed
 
-    asked = []
-
-    class TwoRanks:
-        def gather(self, value):
-            asked.append(value)
-            return [value, 1]
-
-    monkeypatch.setattr(distributed, "current", lambda: TwoRanks())
+    ranks = OtherRank(1)
+    monkeypatch.setattr(distributed, "current", lambda: ranks)
     per_token = bytes_per_token(LLAMA_13B, 2)
-    assert fitting_batch(110 * 2**30, 700, per_token) == 128 and not asked  # a pure function of its arguments
+    assert fitting_batch(110 * 2**30, 700, per_token) == 128 and not ranks.asked  # a pure function of its arguments
