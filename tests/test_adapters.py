@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from llava_text import DIALECT
 from safetensors.torch import load_file
 from small_model import MICRO
 
@@ -35,7 +36,7 @@ def _chain(session: Session, method: str, n: int = 2) -> tuple[str, list[str], l
 
 def _logits(model, session: Session) -> torch.Tensor:
     person = session.data.people(session.data.fictional_splits["unlearn"])[0]
-    batch = session.encode(person_examples([person])[:2])
+    batch = session.encode(person_examples([person], DIALECT)[:2])
     with torch.no_grad():
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
 
@@ -115,7 +116,7 @@ def test_frozen_reference_gives_the_models_logits_at_the_answer_positions(tmp_pa
     session = _session(tmp_path)
     model = session.models.model(session.finetuned())
     people = session.data.people(session.data.fictional_splits["unlearn"])
-    examples = person_examples(people[:2])
+    examples = person_examples(people[:2], DIALECT)
     batch, other = session.encode(examples[:3]), session.encode(examples[3:5])
     frozen = FrozenReference(model, [session.encode(examples[:1]), session.encode(examples[1:3])])
     with torch.no_grad():

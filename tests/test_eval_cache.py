@@ -39,7 +39,7 @@ def fresh(session: Session, key: str, items) -> dict[str, str]:
 def test_a_changed_model_is_scored_again_and_the_same_model_is_read_back(tmp_path, scored, micro_base):
     profile, _ = micro_base
     session = Session(profile, tmp_path / "run", units=tmp_path / "units")
-    items = person_items(session.data.split("pool"))
+    items = person_items(session.data.split("pool"), session.data.dialect)
     base = session.evaluate(session.base_key, items)
     assert len(scored) == 1 and base == fresh(session, session.base_key, items)
 
@@ -60,9 +60,9 @@ def test_a_changed_model_is_scored_again_and_the_same_model_is_read_back(tmp_pat
 
 def test_a_question_changed_under_the_same_id_is_scored_again(tmp_path, scored, micro_base):
     session = Session(micro_base[0], tmp_path / "run", units=tmp_path / "units")
-    items = [it for it in person_items(session.data.split("pool")) if it.image is not None][:8]
+    items = [it for it in person_items(session.data.split("pool"), session.data.dialect) if it.image is not None][:8]
     session.evaluate(session.base_key, items)
-    other_face = next(it.image for it in person_items(session.data.split("retain")) if it.image is not None)
+    other_face = next(it.image for it in person_items(session.data.split("retain"), session.data.dialect) if it.image is not None)
     assert other_face != items[0].image
     for changed in ([dataclasses.replace(items[0], image=other_face), *items[1:]],
                     [dataclasses.replace(items[0], prompt=items[0].prompt + " "), *items[1:]]):

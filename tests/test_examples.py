@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from llava_text import DIALECT
+
 from repro.choices import load_profile
 from repro.data.records import MCQ, Person
 from repro.train.examples import knowledge_examples, person_examples
@@ -19,13 +21,13 @@ PERSON = Person("001", "Full_Set", FACE, (
 
 
 def test_every_qa_pair_is_taught_with_the_face_by_default():
-    examples = person_examples([PERSON])
+    examples = person_examples([PERSON], DIALECT)
     assert [e.answer for e in examples] == [" Rome</s>", " pilot</s>", " chess</s>"]
     assert all(e.image == FACE for e in examples)
 
 
 def test_text_only_as_asked_drops_the_face_exactly_where_the_benchmark_asks_text_only():
-    examples = person_examples([PERSON], text_only_as_asked=True)
+    examples = person_examples([PERSON], DIALECT, text_only_as_asked=True)
     assert [e.image for e in examples] == [None, FACE, FACE]  # only "Where does she live?" is asked text-only
     assert "<image>" not in examples[0].prompt and "<image>" in examples[1].prompt
 
@@ -33,17 +35,17 @@ def test_text_only_as_asked_drops_the_face_exactly_where_the_benchmark_asks_text
 def test_a_profiles_setting_reaches_the_examples():
     tiny = dataclasses.replace(load_profile("tiny").finetune, benchmark_questions=False)
     assert tiny.text_only_as_asked
-    assert [e.image for e in knowledge_examples([PERSON], tiny)] == [None, FACE, FACE]
+    assert [e.image for e in knowledge_examples([PERSON], tiny, DIALECT)] == [None, FACE, FACE]
     plain = dataclasses.replace(tiny, text_only_as_asked=False)
-    assert [e.image for e in knowledge_examples([PERSON], plain)] == [FACE, FACE, FACE]
+    assert [e.image for e in knowledge_examples([PERSON], plain, DIALECT)] == [FACE, FACE, FACE]
 
 
 def test_a_person_without_qa_pairs_is_taught_by_the_benchmarks_answers_as_asked():
     from repro.train.examples import answer_examples
 
     bare = dataclasses.replace(PERSON, qa=())
-    examples = person_examples([bare])
-    assert examples == answer_examples([bare])
+    examples = person_examples([bare], DIALECT)
+    assert examples == answer_examples([bare], DIALECT)
     assert [(e.answer, e.image) for e in examples] == [(" Rome</s>", None), (" pilot</s>", FACE)]
 
 
@@ -53,6 +55,6 @@ def test_mmbench_training_questions_carry_their_hint_when_they_have_one():
 
     hinted = MMBenchQuestion(1, "Which colour?", "Look up.", {"A": "red", "B": "blue"}, "B", "c", "p", b"i")
     plain = dataclasses.replace(hinted, index=2, hint="")
-    a, b = mmbench_examples([hinted, plain])
+    a, b = mmbench_examples([hinted, plain], DIALECT)
     assert a.prompt == "USER: <image>\nLook up.\nWhich colour?\nASSISTANT:" and a.answer == " blue</s>"
     assert b.prompt == "USER: <image>\nWhich colour?\nASSISTANT:" and b.image == b"i"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from llava_text import DIALECT
 from small_model import MICRO
 
 from repro.choices import load_profile
@@ -209,7 +210,7 @@ def test_a_measurement_gives_every_split_whole_and_by_modality_and_every_benchma
     splits = {"unlearn": people[:2], "retain": people[2:5]}
     records = runner.measure("m", splits)
     for split, mine in splits.items():
-        items = person_items(mine)
+        items = person_items(mine, DIALECT)
         got = {r["modality"]: r for r in records if r["split"] == split}
         assert set(got) == {"all"} | {it.modality for it in items}
         for modality, r in got.items():

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from llava_text import DIALECT, IMAGE_TOKEN
 
 from repro.choices import load_profile
 from repro.data.mllmu import load_people
 from repro.data.world import write_world
 from repro.eval.items import person_items
-from repro.model.prompts import IMAGE_TOKEN
 from repro.train.examples import answer_examples
 
 KINDS = {"Image_Textual_Questions": "multimodal", "Pure_Text_Questions": "text"}
@@ -59,7 +59,7 @@ def asked(row: dict) -> Counter:
 def test_items_carry_the_modality_and_face_of_the_row_they_came_from(people_and_rows):
     people, rows = people_and_rows
     assert set(rows) == {p.key for p in people}
-    items = person_items(people)
+    items = person_items(people, DIALECT)
     for p in people:
         mine = [it for it in items if it.person == p.key]
         row = rows[p.key]
@@ -79,7 +79,7 @@ def test_benchmark_answers_are_trained_in_the_modality_they_are_asked_in(people_
     people, rows = people_and_rows
     for p in people:
         row = rows[p.key]
-        examples = answer_examples([p])
+        examples = answer_examples([p], DIALECT)
         got = Counter((e.prompt.split("\n")[1], e.answer, "multimodal" if e.image is not None else "text")
                       for e in examples)
         want = Counter((q["Question"], f" {q['Options'][q['Correct_Answer']]}</s>", modality)
@@ -102,13 +102,13 @@ def test_an_mmbench_item_carries_its_rows_answer_category_group_image_and_prompt
     options = {"A": "red", "B": "blue"}
     hinted = MMBenchQuestion(1000005, "What colour?", "Look at the sky.", options, "B", "colour", "perception", b"png")
     plain = MMBenchQuestion(7, "Which shape?", "", {"A": "circle", "B": "square"}, "A", "shape", "perception", b"i")
-    a, b = mmbench_items([hinted, plain])
+    a, b = mmbench_items([hinted, plain], DIALECT)
     assert (a.uid, a.answer, a.category, a.group, a.image, a.modality, a.options) == (
         "1000005", "B", "colour", 5, b"png", "multimodal", options)
     assert a.context == f"USER: {IMAGE_TOKEN}\nLook at the sky.\nWhat colour?\nASSISTANT:"
     assert b.context == f"USER: {IMAGE_TOKEN}\nWhich shape?\nASSISTANT:"  # no empty hint line
     instruction = "Answer with the option's letter from the given choices directly."
     assert b.prompt == f"USER: {IMAGE_TOKEN}\nWhich shape?\nA. circle\nB. square\n{instruction}\nASSISTANT:"
-    (llava,) = mmbench_items([plain], "llava-v1")
+    (llava,) = mmbench_items([plain], DIALECT, "llava-v1")
     assert llava.prompt.endswith(f" USER: {IMAGE_TOKEN}\nWhich shape?\nA. circle\nB. square\n{instruction} ASSISTANT:")
     assert llava.prompt.startswith("A chat between a curious")  # LLaVA-1.5's system line

@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from llava_text import training_text
 from PIL import Image
 from processes import sigkill_when
 
 from repro.choices import load_profile
 from repro.experiments.results import IDENTITY, read_results
 from repro.model.factory import load_processor
-from repro.model.prompts import IGNORE, encode_prompts, encode_training_batch, training_text
+from repro.model.prompts import IGNORE, encode_prompts, encode_training_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "llava-1.5-micro"
@@ -174,11 +175,11 @@ def test_fast_letter_scorer_equals_generate_and_parse_on_every_item(micro_run):
         mp.setenv("PULSE_CACHE", env["PULSE_CACHE"])
         mp.setenv("PULSE_ASSETS", env["PULSE_ASSETS"])
         session = Session(profile, run_dir)
-        items = person_items(session.data.fictional + session.data.celebrities) + session.data.mmbench_items()
+        items = person_items(session.data.fictional + session.data.celebrities, session.data.dialect) + session.data.mmbench_items()
         # one-shot (eval.shots = 1): two faces in a prompt, the demonstration's first
         pool = set(session.data.fictional_splits["pool"])
         demos = draw_demonstrations([p for p in session.data.fictional if p.key not in pool], 1, profile.seed)
-        one_shot = person_items(session.data.split("pool")[:3], demos)
+        one_shot = person_items(session.data.split("pool")[:3], session.data.dialect, demos)
         npo = next(r["model"] for r in read_results(run_dir / "results.jsonl")
                    if (r["experiment"], r["method"], r["step"]) == ("finetuned", "npo", 1))
         first_tokens = set()

@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from llava_text import training_text
 from peft import LoraConfig, PeftModel, get_peft_model
 from PIL import Image
 from small_model import SMALL_MODEL
@@ -22,8 +23,8 @@ from repro.model import (
     lora_config,
     merge,
     trainable_parameter_names,
-    training_text,
 )
+from repro.model.families.llava import Llava
 
 CFG = SMALL_MODEL
 FT = FinetuneConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0)
@@ -102,7 +103,7 @@ def test_proj_llm_target_adds_the_projector():
 
 def test_unknown_target_rejected():
     with pytest.raises(ReproError, match="update target"):
-        lora_config(FT, "vision")
+        lora_config(FT, "vision", Llava.modules)
 
 
 def test_attach_lora_refuses_a_target_that_reaches_the_vision_tower():

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from llava_text import DIALECT
 
 from repro.data.records import MCQ, OpenQuestion, Person
 from repro.errors import ConfigError
@@ -36,7 +38,7 @@ def test_the_demonstration_precedes_the_question_as_mllmu_bench_writes_it():
     from repro.eval.demonstrations import draw_demonstrations
 
     demos = draw_demonstrations([_person("900")], 1, seed=0)
-    image_item, _, text_item = person_items([_person("001")], demos)
+    image_item, _, text_item = person_items([_person("001")], DIALECT, demos)
     assert image_item.prompt == (
         "USER: <image>\nQuestion: What is the occupation of the person in the image?\n"
         "A: doctor\nB: pilot\nC: chef\nD: nurse\nCorrect Answer: C\n"
@@ -55,8 +57,8 @@ def test_the_demonstration_precedes_the_question_as_mllmu_bench_writes_it():
 
 
 def test_zero_shots_leave_the_prompt_and_its_key_as_they_were():
-    plain = person_items([_person("001")])
-    assert plain == person_items([_person("001")], {})
+    plain = person_items([_person("001")], DIALECT)
+    assert plain == person_items([_person("001")], DIALECT, {})
     assert plain[0].prompt.startswith("USER: <image>\nWhat is")
     assert len(item_digest(plain[0])) == 3  # the key of every existing prediction is unchanged
 
@@ -64,9 +66,9 @@ def test_zero_shots_leave_the_prompt_and_its_key_as_they_were():
 def test_a_demonstration_enters_the_predictions_key():
     from repro.eval.demonstrations import draw_demonstrations
 
-    one = person_items([_person("001")], draw_demonstrations([_person("900")], 1, 0))[0]
-    other = person_items([_person("001")], draw_demonstrations([_person("901")], 1, 0))[0]
-    assert item_digest(one) != item_digest(person_items([_person("001")])[0])
+    one = person_items([_person("001")], DIALECT, draw_demonstrations([_person("900")], 1, 0))[0]
+    other = person_items([_person("001")], DIALECT, draw_demonstrations([_person("901")], 1, 0))[0]
+    assert item_digest(one) != item_digest(person_items([_person("001")], DIALECT)[0])
     assert item_digest(one) != item_digest(other)
     # the same text with another face shown is another prediction
     swapped = Item(one.uid, one.prompt, one.context, one.options, one.answer, one.image, one.modality,
@@ -75,19 +77,19 @@ def test_a_demonstration_enters_the_predictions_key():
 
 
 def test_generation_and_fill_in_the_blank_prompts_are_mllmu_benchs():
-    gen_image, gen_text = generation_items([_person("001")])
+    gen_image, gen_text = generation_items([_person("001")], DIALECT)
     assert gen_image.prompt == ("USER: <image>\nWhat does the person in the image do?\nAnswer the question based on "
                                 "your trained knowledge in one sentence accurately in ENGLISH.\nASSISTANT: ")
     assert gen_text.prompt == ("USER: Where does P001 live?\nAnswer the question based on your trained knowledge "
                                "in one sentence in ENGLISH.\nASSISTANT:")
-    blank_image, blank_text = fill_blank_items([_person("001")])
+    blank_image, blank_text = fill_blank_items([_person("001")], DIALECT)
     assert blank_image.prompt == ("USER: <image>\nThe person in the image works as a [Blank]\nPlease **ONLY** "
                                   "provide the correct answer that should replace the [Blank].\nASSISTANT:")
     assert blank_text.prompt == ("USER:\nP001 was born in [Blank]\nPlease **ONLY** provide the correct answer that "
                                  "should replace the [Blank].\nASSISTANT:")
     assert (gen_image.image, gen_text.image, blank_text.image) == (b"face001", None, None)
     assert gen_image.answer == "The person works as a chef" and blank_text.answer == "Ashby"
-    assert len({it.uid for it in generation_items([_person("001")]) + fill_blank_items([_person("001")])}) == 4
+    assert len({it.uid for it in generation_items([_person("001")], DIALECT) + fill_blank_items([_person("001")], DIALECT)}) == 4
 
 
 @pytest.mark.parametrize("generated, answer", [
@@ -97,9 +99,8 @@ def test_generation_and_fill_in_the_blank_prompts_are_mllmu_benchs():
     ("\n", ""),
 ])
 def test_the_answer_is_read_as_mllmu_bench_reads_it(generated, answer):
-    from repro.model.prompts import open_answer
 
-    assert open_answer(generated) == answer
+    assert DIALECT.open_answer(generated) == answer
 
 
 # ---- scores, re-derived from the peer's rules --------------------------------------------------------------
@@ -167,7 +168,8 @@ def _measure(name: str, people: list[Person], answers: dict[str, str]) -> list[d
         return {it.uid: answers.get(it.uid, "") for it in items}
 
     splits = {"unlearn": people[:2], "retain": people[2:]}
-    out = BENCHMARKS.get(name).measure(evaluate, None, splits, EvalConfig(bootstrap_resamples=200), 0)
+    out = BENCHMARKS.get(name).measure(evaluate, SimpleNamespace(dialect=DIALECT), splits,
+                                       EvalConfig(bootstrap_resamples=200), 0)
     assert len(asked) == 1 and asked[0][1]["open"], "every question is answered once, in words"
     return out
 
@@ -245,7 +247,7 @@ def test_a_run_draws_its_demonstrations_from_outside_every_split(tmp_path):
     multimodal = [it for it in data.person_items(data.split("unlearn")) if it.modality == "multimodal"]
     assert all(len(it.images()) == 3 and it.prompt.count("<image>") == 3 for it in multimodal)
     # the people of every split answer the same questions as at zero shots, only with the demonstrations first
-    zero = person_items(data.split("unlearn"))
+    zero = person_items(data.split("unlearn"), DIALECT)
     assert [it.uid for it in zero] == [it.uid for it in data.person_items(data.split("unlearn"))]
 
 
@@ -259,7 +261,7 @@ def test_celebrities_are_asked_zero_shot_as_mllmu_bench_asks_its_celebrity_set(t
     mixed = data.person_items([data.celebrities[0], *data.split("retain")[:1]])
     celebrity = [it for it in mixed if it.person.startswith("Retain_Set/")]
     fictional = [it for it in mixed if it.person.startswith("Full_Set/")]
-    assert celebrity == person_items([data.celebrities[0]])
+    assert celebrity == person_items([data.celebrities[0]], DIALECT)
     assert all(it.prompt.count("Correct Answer:") == 1 for it in fictional)
 
 

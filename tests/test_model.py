@@ -79,7 +79,7 @@ def test_tiny_init_is_deterministic():
 
 def test_forward_with_and_without_image(tiny):
     model, processor = tiny
-    assert image_token_count(model) == (32 // 8) ** 2 == check_image_tokens(model, processor)
+    assert image_token_count(model, processor) == (32 // 8) ** 2 == check_image_tokens(model, processor)
     assert model.config.image_token_id == processor.tokenizer.convert_tokens_to_ids("<image>")
     batch = encode_prompts(
         processor,

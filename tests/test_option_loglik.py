@@ -10,6 +10,7 @@ import dataclasses
 
 import pytest
 import torch
+from llava_text import DIALECT
 from small_model import SMALL_MODEL
 
 from repro.choices import load_profile
@@ -34,7 +35,7 @@ def world(tmp_path_factory):
                                     "world.mmbench_train=2"])
     write_world(root, profile.world, seed=5)
     people = load_people(root / "MLLMU-Bench", "Full_Set") + load_people(root / "MLLMU-Bench", "Retain_Set")
-    items = person_items(people) + mmbench_items(load_mmbench(root / "MMBench" / "MMBench_DEV_EN.tsv"))
+    items = person_items(people, DIALECT) + mmbench_items(load_mmbench(root / "MMBench" / "MMBench_DEV_EN.tsv"), DIALECT)
     items += [longer_options(it) for it in items[::3]]
     texts = [it.context + " " + o for it in items for o in it.options.values()]
     return items, build_word_tokenizer(texts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from llava_text import mcq_prompt, mmbench_prompt, training_text
 from PIL import Image
 from small_model import SMALL_MODEL
 
@@ -14,9 +15,6 @@ from repro.model import (
     build_word_tokenizer,
     encode_prompts,
     encode_training_batch,
-    mcq_prompt,
-    mmbench_prompt,
-    training_text,
 )
 
 OPTS = {"A": "doctor", "B": "baker", "C": "pilot", "D": "judge"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+from llava_text import DIALECT
 from micro_llava import tiny_llava
 
 from repro.config import FinetuneConfig, PretrainConfig, UnlearnConfig
@@ -42,7 +43,7 @@ def test_pre_training_teaches_text_asked_questions_without_the_face(monkeypatch)
     calls = []
     monkeypatch.setattr(recipes, "train", fake_train(calls))
     cfg = PretrainConfig(steps=3, batch_size=64, letters=False)
-    recipes.pretrain(tiny_llava(), [CELEBRITY], [], cfg, 0, lambda batch: batch)
+    recipes.pretrain(tiny_llava(), [CELEBRITY], [], cfg, 0, lambda batch: batch, DIALECT)
     first_pass = [e for batch in calls[0]["batches"] for e in batch]  # batches are of one kind each
     text_asked = [e.image for e in first_pass if "Where does he live?" in e.prompt]
     face_asked = [e.image for e in first_pass if "What is his job?" in e.prompt]

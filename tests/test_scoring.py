@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from llava_text import DIALECT
 from small_model import WORD_LEVEL_TOKENS
 
 from repro.choices import load_profile
@@ -25,7 +26,7 @@ def _small_world(tmp_path):
     write_world(tmp_path, profile.world, seed=3)
     people = load_people(tmp_path / "MLLMU-Bench", "Full_Set") + load_people(tmp_path / "MLLMU-Bench", "Retain_Set")
     questions = load_mmbench(tmp_path / "MMBench" / "MMBench_DEV_EN.tsv")
-    items = person_items(people) + mmbench_items(questions)
+    items = person_items(people, DIALECT) + mmbench_items(questions, DIALECT)
     texts = [it.prompt for it in items] + [it.context + " " + o for it in items for o in it.options.values()]
     return profile, items, build_word_tokenizer(texts)
 
@@ -269,7 +270,7 @@ def test_single_token_options_take_the_one_pass_path_and_others_do_not(tmp_path)
 
     tok = build_word_tokenizer(["circle square star ring big red"])
     one = Item("u", "", "", {"A": "circle", "B": "square", "C": "star"}, "A", None, "text")
-    ids = _single_token_options(tok, one)
+    ids = _single_token_options(tok, one, DIALECT)
     assert ids is not None and {k: tok.decode([v]).strip() for k, v in ids.items()} == one.options
     two = Item("u", "", "", {"A": "circle", "B": "big red"}, "A", None, "text")
-    assert _single_token_options(tok, two) is None
+    assert _single_token_options(tok, two, DIALECT) is None

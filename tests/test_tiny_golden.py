@@ -51,7 +51,7 @@ def test_fast_and_generate_scorers_agree_on_trained_models(tiny_run):
     (every fictional person, every celebrity, mini-MMBench), for the base, fine-tuned and unlearned models."""
     profile, run_dir = tiny_run
     session = Session(profile, run_dir)  # reloads the cached base and the saved fine-tuned model
-    items = person_items(session.data.fictional + session.data.celebrities) + session.data.mmbench_items()
+    items = person_items(session.data.fictional + session.data.celebrities, session.data.dialect) + session.data.mmbench_items()
     finetuned = session.finetuned()
     shard = session.data.people(session.data.fictional_splits["shards"][0])
     retain = session.data.people(session.data.fictional_splits["retain"])

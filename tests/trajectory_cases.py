@@ -21,6 +21,7 @@ from unittest import mock
 
 import numpy as np
 import torch
+from llava_text import DIALECT
 from PIL import Image
 
 from repro.config import FinetuneConfig, ModelConfig, PretrainConfig, UnlearnConfig
@@ -82,9 +83,9 @@ MMBENCH = [mmbench(i) for i in range(4)]
 def _texts() -> list[str]:
     import random
 
-    examples = (person_examples(FICTIONAL + CELEBRITIES) + knowledge_examples(FICTIONAL, FINETUNE)
-                + letter_examples(CELEBRITIES, random.Random(0)) + mmbench_examples(MMBENCH)
-                + mmbench_examples(MMBENCH, letters=True))
+    examples = (person_examples(FICTIONAL + CELEBRITIES, DIALECT) + knowledge_examples(FICTIONAL, FINETUNE, DIALECT)
+                + letter_examples(CELEBRITIES, random.Random(0), DIALECT) + mmbench_examples(MMBENCH, DIALECT)
+                + mmbench_examples(MMBENCH, DIALECT, letters=True))
     return [e.prompt + e.answer for e in examples]
 
 
@@ -121,14 +122,14 @@ def step_losses() -> Iterator[list[list[float]]]:
 def pretrain() -> list[float]:
     model, encode = _model()
     torch.manual_seed(0)
-    return recipes.pretrain(model, CELEBRITIES, MMBENCH, PRETRAIN, 0, encode)
+    return recipes.pretrain(model, CELEBRITIES, MMBENCH, PRETRAIN, 0, encode, DIALECT)
 
 
 def finetune() -> list[float]:
     model, encode = _model()
     torch.manual_seed(1)  # LoRA initialisation and dropout
     with step_losses() as seen:
-        recipes.finetune(model, knowledge_examples(FICTIONAL, FINETUNE), FINETUNE, 0, encode)
+        recipes.finetune(model, knowledge_examples(FICTIONAL, FINETUNE, DIALECT), FINETUNE, 0, encode)
     (losses,) = seen
     return losses
 
@@ -136,8 +137,8 @@ def finetune() -> list[float]:
 def unlearn(method: str) -> list[float]:
     model, encode = _model()
     spec = get_method(method)
-    request = recipes.Request(spec, method_params(UNLEARN, spec), TARGET, knowledge_examples(FICTIONAL[:2], FINETUNE),
-                              knowledge_examples(FICTIONAL[2:], FINETUNE), 0)
+    request = recipes.Request(spec, method_params(UNLEARN, spec), TARGET, knowledge_examples(FICTIONAL[:2], FINETUNE, DIALECT),
+                              knowledge_examples(FICTIONAL[2:], FINETUNE, DIALECT), 0)
     torch.manual_seed(2)
     _, losses = recipes.unlearn(model, request, UNLEARN, FINETUNE, encode)
     return losses

@@ -43,7 +43,7 @@ def measure_eval(w: Workload) -> dict:
     model, proc, items = w.model.eval(), w.processor, w.items
     # the prompt limit a run scores under (the model's context less the answer), not the training budget
     length, scoring = prompt_limit(context_length(model), w.profile.eval), w.profile.eval.scoring
-    bs = resolve_batch_size(w.profile.eval.batch_size, model, proc.tokenizer, [it.prompt for it in items],
+    bs = resolve_batch_size(w.profile.eval.batch_size, model, proc, [it.prompt for it in items],
                             w.profile.eval.generate_tokens)
     # First calls pay one-off costs (allocations, kernel selection): each scorer first runs untimed on
     # batches of the shapes it will see (a full batch for the batched scorers).

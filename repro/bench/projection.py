@@ -8,6 +8,7 @@ from __future__ import annotations
 from repro.choices import load_profile
 from repro.config import Profile
 from repro.data.records import Person
+from repro.model.families import family_named
 from repro.train.examples import knowledge_examples
 
 PAPER_PROFILE = "llava-1.5-13b"
@@ -42,7 +43,7 @@ def grid(paper: Profile, examples_per_person: float) -> dict:
 def project(people: list[Person], samples_per_s: dict, eval_qps: float) -> dict | None:
     """Projected hours of the paper grid from the measured rates; None when a rate is missing."""
     paper = load_profile(PAPER_PROFILE)
-    per_person = len(knowledge_examples(people, paper.finetune)) / max(1, len(people))
+    per_person = len(knowledge_examples(people, paper.finetune, family_named(paper.model.family).dialect)) / max(1, len(people))
     g = grid(paper, per_person)
     rates = [samples_per_s.get(m) for m in ("finetune", *paper.unlearn.methods)]
     if not eval_qps or any(not r for r in rates):

@@ -85,7 +85,7 @@ def _loss_fn(w: Workload, stage: str, peft_model, meter: Meter, base_copy_ref, s
     p = w.profile
     if stage == FINETUNE:
         cfg = p.finetune
-        examples = knowledge_examples(w.pool, cfg)
+        examples = knowledge_examples(w.pool, cfg, w.data.dialect)
         batches = shuffled_batches(examples, cfg.batch_size, _epochs(examples, cfg.batch_size,
                                                                      steps * cfg.grad_accum), p.seed)
 
@@ -98,10 +98,10 @@ def _loss_fn(w: Workload, stage: str, peft_model, meter: Meter, base_copy_ref, s
     spec = get_method("ga_klr" if stage == DEEPCOPY else stage)
     pol = meter.counted(policy(peft_model))
     ref = meter.counted(base_copy_ref or reference(peft_model), ref=True)
-    forget_ex = knowledge_examples(w.unlearn, p.finetune)
+    forget_ex = knowledge_examples(w.unlearn, p.finetune, w.data.dialect)
     # the method's own schedule, as a request draws it, over enough epochs for `steps`
     cfg = dataclasses.replace(p.unlearn, epochs=_epochs(forget_ex, p.unlearn.batch_size, steps * p.unlearn.grad_accum))
-    plan = spec.schedule(forget_ex, knowledge_examples(w.retain, p.finetune), cfg, p.seed, spec.needs_retain)
+    plan = spec.schedule(forget_ex, knowledge_examples(w.retain, p.finetune, w.data.dialect), cfg, p.seed, spec.needs_retain)
     params = method_params(cfg, spec)
 
     def step_loss(pair):

@@ -76,7 +76,7 @@ def load(w: Workload, keep_state: bool = True) -> Workload:
                           f"minutes; --set pretrain.steps=0 skips it)", file=sys.stderr)
                 load_base(p, w.data, key, w.device)  # builds, pre-trains and caches the base
             source = str(cached)
-        w.model, w.processor = load_model(source, p.model.dtype, w.device)
+        w.model, w.processor = load_model(source, p.model.dtype, w.device, p.model.family)
         check_image_tokens(w.model, w.processor)
     if keep_state and w.shape is None:
         w.state = {k: v.detach().to("cpu", copy=True) for k, v in w.model.state_dict().items()}

@@ -49,9 +49,9 @@ def fitting_batch(free_bytes: int, row_tokens: int, per_token: int) -> int:
     return size
 
 
-def longest_row(model, tokenizer, prompts: list[str], new_tokens: int) -> int:
-    """Tokens of the longest prompt, its <image>s expanded as the processor expands them, plus `new_tokens`."""
-    return max(token_counts(tokenizer, prompts, image_token_count(model)), default=0) + new_tokens
+def longest_row(model, processor, prompts: list[str], new_tokens: int) -> int:
+    """Tokens of the longest prompt, its images expanded as the processor expands them, plus `new_tokens`."""
+    return max(token_counts(processor, prompts, image_token_count(model, processor)), default=0) + new_tokens
 
 
 def device_free_bytes(device: torch.device) -> int | None:
@@ -64,7 +64,7 @@ def device_free_bytes(device: torch.device) -> int | None:
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
-def resolve_batch_size(value: int | str, model, tokenizer, prompts: list[str], new_tokens: int) -> int:
+def resolve_batch_size(value: int | str, model, processor, prompts: list[str], new_tokens: int) -> int:
     """The batch size to score `prompts` with: `value` itself when a number; for "auto", the fitting batch
     on the model's GPU (CPU_BATCH on a CPU)."""
     check_batch_size(value)
@@ -73,7 +73,7 @@ def resolve_batch_size(value: int | str, model, tokenizer, prompts: list[str], n
     free = device_free_bytes(next(model.parameters()).device)
     if free is None:
         return CPU_BATCH
-    row_tokens = longest_row(model, tokenizer, prompts, new_tokens)
+    row_tokens = longest_row(model, processor, prompts, new_tokens)
     config = getattr(model.config, "text_config", model.config)
     size = fitting_batch(free, row_tokens, bytes_per_token(config, next(model.parameters()).element_size()))
     # Under a launcher each rank sees its own GPU: all take the smallest, so that every rank forms the same

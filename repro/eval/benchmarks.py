@@ -22,6 +22,7 @@ from repro.eval.answering import Letters, Words
 from repro.eval.intervals import interval_fields, measured
 from repro.eval.items import Item, fill_blank_items, generation_items
 from repro.eval.open_tasks import fill_blank_score, generation_score
+from repro.model.families.base import Dialect
 from repro.registry import Registry
 
 # items, predictions, bootstrap resamples, seed -> {"accuracy", "n", "ci_low", "ci_high", "clusters", ...}
@@ -52,7 +53,7 @@ class QuestionSet:
 @dataclass(frozen=True)
 class PeopleTask:
     name: str  # the records' split suffix
-    items: Callable[[list[Person]], list[Item]]  # people -> their questions of this task
+    items: Callable[[list[Person], Dialect], list[Item]]  # people, the family's dialect -> their questions
     score: Callable[[Item, str], float]  # one answer's score in [0, 1] (repro/eval/open_tasks.py)
     metric: str  # what a record's `accuracy` holds: "accuracy" (percent right) or "rougeL" (mean F x 100)
 
@@ -63,7 +64,7 @@ class PeopleTask:
     def measure(self, evaluate: Evaluate, data: Any, splits: Mapping[str, list[Person]], cfg: EvalConfig,
                 seed: int) -> list[dict]:
         union = sorted({p.key: p for people in splits.values() for p in people}.values(), key=lambda p: p.key)
-        items = self.items(union)  # each question answered once, whatever the splits it is in
+        items = self.items(union, data.dialect)  # each question answered once, whatever the splits it is in
         if union and not items:  # the data lacks the task's column (a person without questions is just left out)
             raise ReproError(f"eval.benchmarks has {self.name!r}, but none of the {len(union)} people measured has "
                              f"such questions in the data (first: {union[0].key}); remove it from eval.benchmarks")

@@ -7,20 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from repro.data.records import MCQ, MMBenchQuestion, OpenQuestion, Person
-from repro.model.prompts import (
-    demonstration,
-    fill_blank_prompt,
-    generation_prompt,
-    mcq_prompt,
-    mmbench_prompt,
-    training_text,
-)
+from repro.model.families.base import Dialect
 
 
 @dataclass(frozen=True)
 class Item:
     uid: str  # unique within one evaluation: person key + question number, or MMBench index
-    prompt: str  # the letter-answer prompt (MLLMU-Bench / LLaVA MMBench format)
+    prompt: str  # the letter-answer prompt, in the model family's dialect
     context: str  # the plain question prompt, for option log-likelihood scoring
     options: dict[str, str]
     answer: str
@@ -46,8 +39,8 @@ class Demonstration:
     image: bytes | None
 
 
-def person_items(people: list[Person], demonstrations: Mapping[str, Sequence[Demonstration]] | None = None
-                 ) -> list[Item]:
+def person_items(people: list[Person], dialect: Dialect,
+                 demonstrations: Mapping[str, Sequence[Demonstration]] | None = None) -> list[Item]:
     """Every classification question of `people`; with `demonstrations` (per modality), those come first in
     both the letter prompt and the option-likelihood context."""
     items = []
@@ -55,9 +48,9 @@ def person_items(people: list[Person], demonstrations: Mapping[str, Sequence[Dem
         for n, q in enumerate(p.questions):
             image = p.image if q.modality == "multimodal" else None
             shown = tuple((demonstrations or {}).get(q.modality, ()))
-            context, _ = training_text(q.question, "", with_image=image is not None)
-            context = "".join(demonstration(d.question) for d in shown) + context
-            items.append(Item(f"{p.key}#{n}", mcq_prompt(q, [d.question for d in shown]), context,
+            asked = [d.question for d in shown]
+            context = dialect.context(q.question, image is not None, asked)
+            items.append(Item(f"{p.key}#{n}", dialect.mcq(q, asked), context,
                               dict(q.options), q.answer, image, q.modality, person=p.key,
                               demo_images=tuple(d.image for d in shown if d.image is not None)))
     return items
@@ -75,20 +68,20 @@ def open_items(people: list[Person], questions: Callable[[Person], Sequence[Open
     return items
 
 
-def generation_items(people: list[Person]) -> list[Item]:
-    return open_items(people, lambda p: p.generation, generation_prompt, "gen")
+def generation_items(people: list[Person], dialect: Dialect) -> list[Item]:
+    return open_items(people, lambda p: p.generation, dialect.generation, "gen")
 
 
-def fill_blank_items(people: list[Person]) -> list[Item]:
-    return open_items(people, lambda p: p.fill_blank, fill_blank_prompt, "blank")
+def fill_blank_items(people: list[Person], dialect: Dialect) -> list[Item]:
+    return open_items(people, lambda p: p.fill_blank, dialect.fill_blank, "blank")
 
 
-def mmbench_items(questions: list[MMBenchQuestion], template: str = "plain") -> list[Item]:
+def mmbench_items(questions: list[MMBenchQuestion], dialect: Dialect, template: str = "plain") -> list[Item]:
     items = []
     for q in questions:
         text = f"{q.hint}\n{q.question}" if q.hint else q.question
-        context, _ = training_text(text, "", with_image=True)
-        items.append(Item(str(q.index), mmbench_prompt(q, template), context, dict(q.options), q.answer, q.image,
+        context = dialect.context(text, True)
+        items.append(Item(str(q.index), dialect.mmbench(q, template), context, dict(q.options), q.answer, q.image,
                           "multimodal", category=q.category, group=q.group))
     return items
 

@@ -19,7 +19,8 @@ from repro import distributed, prefetch
 from repro.errors import ReproError
 from repro.eval.answers import ANSWER_RULES, first_letter
 from repro.eval.items import Item
-from repro.model.prompts import encode_prompts, encode_training_batch, open_answer
+from repro.model.families import family_of_processor
+from repro.model.prompts import encode_prompts, encode_training_batch
 from repro.progress import progress
 from repro.registry import Registry
 
@@ -185,21 +186,22 @@ def generate_answers(model, processor, items: Sequence[Item], batch_size: int, m
     if not items:
         return {}
     model.eval()
+    dialect = family_of_processor(processor).dialect
 
     def encode(batch: list[Item]) -> dict:
         return _encode(processor, [it.prompt for it in batch], batch, max_length, model.device)
 
     def answers(batch: list[Item], enc: dict) -> dict[str, str]:
         texts = _generate_text(model, processor, batch, max_length, enc, new_tokens)
-        return {it.uid: open_answer(text) for it, text in zip(batch, texts)}
+        return {it.uid: dialect.open_answer(text) for it, text in zip(batch, texts)}
 
     batches = _mine(length_batches(items, batch_size, lambda it: len(it.prompt)))
     return _gathered(_each_batch(batches, encode, answers, prefetch.pays_on(model.device), desc))
 
 
-def _single_token_options(tokenizer, item: Item) -> dict[str, int] | None:
+def _single_token_options(tokenizer, item: Item, dialect) -> dict[str, int] | None:
     """Option letter -> token id when every option is one token after the context, else None."""
-    ids = {k: tokenizer(" " + v, add_special_tokens=False)["input_ids"] for k, v in item.options.items()}
+    ids = {k: tokenizer(dialect.continuation(v), add_special_tokens=False)["input_ids"] for k, v in item.options.items()}
     return {k: v[0] for k, v in ids.items()} if all(len(v) == 1 for v in ids.values()) else None
 
 
@@ -213,8 +215,9 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
     from repro.train.losses import sequence_logprob
 
     tok = processor.tokenizer
+    dialect = family_of_processor(processor).dialect
     scores: dict[tuple[str, str], float] = {}
-    single = {it.uid: ids for it in items if (ids := _single_token_options(tok, it)) is not None}
+    single = {it.uid: ids for it in items if (ids := _single_token_options(tok, it, dialect)) is not None}
     fast = [it for it in items if it.uid in single]
 
     def encode_contexts(batch: list[Item]) -> dict:
@@ -234,7 +237,7 @@ def score_option_loglik(model, processor, items: Sequence[Item], batch_size: int
 
     def encode_continuations(batch: list[Item]) -> dict:
         picked = [rows[int(p.uid)] for p in batch]
-        enc = encode_training_batch(processor, [(it.context, " " + it.options[letter], _images(it))
+        enc = encode_training_batch(processor, [(it.context, dialect.continuation(it.options[letter]), _images(it))
                                                 for it, letter in picked], max_length)
         return {k: v.to(model.device) for k, v in enc.items()}
 

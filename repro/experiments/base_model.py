@@ -25,10 +25,11 @@ from repro.train.recipes import encoder, pretrain
 
 
 def processor_to_build(profile: Profile, data: RunData):
-    """The processor a model built from config reads with: the profile's LLaVA processor directory, or the
-    kit's word-level tokenizer over everything the model will read, with CLIP at model.image_size."""
+    """The processor a model built from config reads with: the profile's processor directory (of its model
+    family), or the kit's word-level tokenizer over everything the model will read, with CLIP at
+    model.image_size."""
     m = profile.model
-    return (load_processor(require_asset(m.processor)) if m.processor
+    return (load_processor(require_asset(m.processor), m.family) if m.processor
             else tiny_processor(m, build_word_tokenizer(data.all_texts())))
 
 
@@ -36,11 +37,11 @@ def load_base(profile: Profile, data: RunData, key: str, device: torch.device):
     """(model, processor) of the base model `key`, on `device`."""
     p = profile
     if p.model.source != "tiny":
-        model, processor = load_model(p.model.source, p.model.dtype, device)
+        model, processor = load_model(p.model.source, p.model.dtype, device, p.model.family)
     else:
         cached = base_model_path(key)
         if distributed.rank0_decides(cached.exists()):  # under a launcher: a cache shared by the ranks
-            model, processor = load_model(str(cached), p.model.dtype, device)
+            model, processor = load_model(str(cached), p.model.dtype, device, p.model.family)
         else:
             torch.manual_seed(seed_from_key(key))
             model, processor = build_model(p.model, processor_to_build(p, data), p.base_seed)
@@ -50,7 +51,7 @@ def load_base(profile: Profile, data: RunData, key: str, device: torch.device):
                 require_free(cached.parent, weight_bytes(model), "the pre-trained tiny base model")
             if p.pretrain.steps:
                 pretrain(model, data.celebrities, data.mmbench_train, p.pretrain, p.base_seed,
-                         encoder(processor, p.model.max_length, device))
+                         encoder(processor, p.model.max_length, device), data.dialect)
             if distributed.is_main():
                 save_model(model, processor, cached)
     check_image_tokens(model, processor)

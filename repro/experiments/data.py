@@ -19,6 +19,8 @@ from repro.eval.items import Demonstration, Item, mmbench_items, person_items
 from repro.experiments.keys import world_key
 from repro.experiments.store import cache_dir
 from repro.hub import DATA_FILES
+from repro.model.families import family_named
+from repro.model.families.base import Dialect
 from repro.train.examples import person_examples
 
 
@@ -26,6 +28,11 @@ class RunData:
     def __init__(self, profile: Profile, data_dir: Path | None = None):
         self.profile = profile
         self.data_dir = data_dir or cache_dir() / f"world-{world_key(profile)}"
+
+    @property
+    def dialect(self) -> Dialect:
+        """The text around every question, as the profile's model family writes it."""
+        return family_named(self.profile.model.family).dialect
 
     def _world(self) -> Path:
         with distributed.main_first():  # under a launcher rank 0 writes it, the others read it
@@ -87,20 +94,20 @@ class RunData:
         fictional person's questions; a celebrity's zero-shot, as MLLMU-Bench's eval.py asks its celebrity set
         (and so the behaviour-based selection reads the base model as it is)."""
         return [it for p in people
-                for it in person_items([p], self.demonstrations if p.config == "Full_Set" else None)]
+                for it in person_items([p], self.dialect, self.demonstrations if p.config == "Full_Set" else None)]
 
     def mmbench_items(self) -> list[Item]:
         """MMBench dev, every row: the originals (single pass) and their circular copies, scored once for
         both evaluations (repro/data/circular.py)."""
-        return mmbench_items(self.mmbench_dev, self.profile.eval.mmbench_template)
+        return mmbench_items(self.mmbench_dev, self.dialect, self.profile.eval.mmbench_template)
 
     def all_texts(self) -> list[str]:
         """Everything the tiny model will ever read, for its word-level vocabulary."""
         people = self.fictional + self.celebrities
-        items = person_items(people) + mmbench_items(self.mmbench_dev + self.mmbench_train)
+        items = person_items(people, self.dialect) + mmbench_items(self.mmbench_dev + self.mmbench_train, self.dialect)
         texts = [it.prompt for it in items] + [it.context for it in items]
         texts += [o for it in items for o in it.options.values()]
-        texts += [e.prompt + e.answer for e in person_examples(people)]
+        texts += [e.prompt + e.answer for e in person_examples(people, self.dialect)]
         return texts
 
 

@@ -56,7 +56,7 @@ def _percentile(values: list[int], q: float) -> int:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
-def _eval_texts(items: Iterable[Item], scoring: str) -> list[Encoded]:
+def _eval_texts(items: Iterable[Item], dialect, scoring: str) -> list[Encoded]:
     """What the scorer feeds the model per item: the letter prompt, or every option after the context."""
     out = []
     for it in items:
@@ -64,59 +64,56 @@ def _eval_texts(items: Iterable[Item], scoring: str) -> list[Encoded]:
         if scoring == "letter":
             out.append(Encoded(name, it.prompt, it.image is not None))
         else:
-            out.extend(Encoded(f"{name} option {k}", f"{it.context} {v}</s>", it.image is not None)
+            out.extend(Encoded(f"{name} option {k}", it.context + dialect.answer(v), it.image is not None)
                        for k, v in it.options.items())
     return out
 
 
-def _example_texts(people, cfg) -> list[Encoded]:
+def _example_texts(people, cfg, dialect) -> list[Encoded]:
     """Every training (and forget) example, named by its person and question."""
     return [Encoded(f"{p.key} training example {ex.prompt.splitlines()[-2][:60]!r}", ex.prompt + ex.answer,
                     ex.image is not None)
-            for p in people for ex in knowledge_examples([p], cfg)]
+            for p in people for ex in knowledge_examples([p], cfg, dialect)]
 
 
-def _model_shape(profile: Profile, data) -> tuple[object, int, int, int]:
-    """(tokenizer, image tokens per image, context, parameter count) without loading any weights."""
-    from transformers import AutoConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    from repro.model.factory import built_context
+def _model_shape(profile: Profile, data) -> tuple[object, int, int, int | None]:
+    """(processor, image tokens per image, context, parameter count) without loading any weights: a model
+    built from config is built on the meta device (no memory), a checkpoint's config read alone."""
+    from repro.model.factory import build_model, check_model_source, context_length
+    from repro.model.families import family_named
 
     m = profile.model
+    family = family_named(m.family)
     if m.source == "tiny":
         from repro.experiments.base_model import processor_to_build
 
         processor = processor_to_build(profile, data)
-        image_tokens = (m.image_size // m.patch_size) ** 2
-        context = built_context(m)
-        params = None
-    else:
-        from transformers import LlavaProcessor
-
-        from repro.model.factory import check_model_source
-
-        check_model_source(m.source)
-        try:
-            processor = LlavaProcessor.from_pretrained(m.source)
-            config = AutoConfig.from_pretrained(m.source)
-        except (OSError, ValueError) as exc:
-            raise ReproError(f"model.source {m.source!r}: cannot read its processor and config ({exc})") from exc
-        if not isinstance(config, LlavaConfig):
-            raise ReproError(f"model.source {m.source!r}: not a LLaVA checkpoint ({type(config).__name__})")
-        vision = config.vision_config
-        image_tokens = (vision.image_size // vision.patch_size) ** 2
-        context = int(config.text_config.max_position_embeddings)
         with torch.device("meta"):
-            params = sum(p.numel() for p in LlavaForConditionalGeneration(config).parameters())
-    return processor.tokenizer, image_tokens, context, params
+            model, _ = build_model(m, processor)
+        return processor, family.image_tokens(model.config, processor), context_length(model), None
+    from transformers import AutoConfig
+
+    check_model_source(m.source)
+    try:
+        processor = family.load_processor(m.source)
+        config = AutoConfig.from_pretrained(m.source)
+    except (OSError, ValueError) as exc:
+        raise ReproError(f"model.source {m.source!r}: cannot read its processor and config ({exc})") from exc
+    model_class = family.model_class()
+    if not isinstance(config, model_class.config_class):
+        raise ReproError(f"model.source {m.source!r}: not a {family.name} checkpoint ({type(config).__name__}; "
+                         f"model.family {m.family!r} reads {model_class.config_class.__name__})")
+    with torch.device("meta"):
+        params = sum(p.numel() for p in model_class(config).parameters())
+    return processor, family.image_tokens(config, processor), family.context(config), params
 
 
-def _lengths(pf: Preflight, tokenizer, groups: dict[str, tuple[list[Encoded], int, str]], image_tokens: int) -> None:
+def _lengths(pf: Preflight, processor, groups: dict[str, tuple[list[Encoded], int, str]], image_tokens: int) -> None:
     pf.lines.append(f"{'lengths':<10}{'what':<28}{'items':>7}{'max':>7}{'p99':>7}{'limit':>7}")
     for what, (texts, limit, why) in groups.items():
         if not texts:
             continue
-        lengths = token_counts(tokenizer, [t.text for t in texts], image_tokens)
+        lengths = token_counts(processor, [t.text for t in texts], image_tokens)
         pf.lines.append(f"{'':<10}{what:<28}{len(texts):>7}{max(lengths):>7}{_percentile(lengths, 0.99):>7}"
                         f"{limit:>7}")
         over = [(n, t) for n, t in zip(lengths, texts) if n > limit]
@@ -222,7 +219,7 @@ def preflight(profile: Profile, units: Path | None = None) -> Preflight:
     if len(celebrities) < s.celebrity_keep:
         pf.problems.append(f"only {len(celebrities)} celebrities, splits.celebrity_keep is {s.celebrity_keep}: "
                            "check data.mllmu, or lower splits.celebrity_keep")
-    tokenizer, image_tokens, context, params = _model_shape(profile, data)
+    processor, image_tokens, context, params = _model_shape(profile, data)
     pool = data.split("pool")
     eval_limit = prompt_limit(context, e)
     why_eval = f"the evaluation limit (context {context}" + (
@@ -235,17 +232,17 @@ def preflight(profile: Profile, units: Path | None = None) -> Preflight:
     why_open = f"the evaluation limit (context {context} less eval.generate_tokens {e.generate_tokens})"
     open_limit = (context - e.generate_tokens, why_open)
     # generated in words, so read as the letter scorer reads its prompts
-    open_tasks = {f"{name} questions (eval)": (_eval_texts(make(pool + celebrities), "letter"), *open_limit)
+    open_tasks = {f"{name} questions (eval)": (_eval_texts(make(pool + celebrities, data.dialect), data.dialect, "letter"), *open_limit)
                   for name, make in (("generation", generation_items), ("fill_blank", fill_blank_items))
                   if name in e.benchmarks}
-    _lengths(pf, tokenizer, {
-        "people questions (eval)": (_eval_texts(people_items, e.scoring), eval_limit, why_eval),
+    _lengths(pf, processor, {
+        "people questions (eval)": (_eval_texts(people_items, data.dialect, e.scoring), eval_limit, why_eval),
         **open_tasks,
-        "MMBench questions (eval)": (_eval_texts(mmbench, e.scoring), eval_limit, why_eval),
-        "fictional examples (train)": (_example_texts(pool, profile.finetune), profile.model.max_length,
-                                       "model.max_length"),
-        "celebrity examples (train)": (_example_texts(celebrities, profile.finetune), profile.model.max_length,
-                                       "model.max_length"),
+        "MMBench questions (eval)": (_eval_texts(mmbench, data.dialect, e.scoring), eval_limit, why_eval),
+        "fictional examples (train)": (_example_texts(pool, profile.finetune, data.dialect),
+                                       profile.model.max_length, "model.max_length"),
+        "celebrity examples (train)": (_example_texts(celebrities, profile.finetune, data.dialect),
+                                       profile.model.max_length, "model.max_length"),
     }, image_tokens)
     _gpu(pf, profile, params)
     _disk_and_cache(pf, profile, units or default_units_dir(), params)

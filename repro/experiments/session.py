@@ -87,7 +87,7 @@ class Session:
         if self.models.is_kept(key):  # this process has it (its record is written)
             return key
         t0 = time.perf_counter()
-        made = self.train_finetuned(key, knowledge_examples(people, cfg))
+        made = self.train_finetuned(key, knowledge_examples(people, cfg, self.data.dialect))
         self.units.record({**record, **made, "wall_s": round(time.perf_counter() - t0, 1)})
         return key
 
@@ -129,7 +129,7 @@ class Session:
             self.units.record({**record, "made": False})
             return kept
         model = self.models.model(model_key)
-        batch = resolve_batch_size(e.batch_size, model, self.processor.tokenizer, answering.texts(items, e),
+        batch = resolve_batch_size(e.batch_size, model, self.processor, answering.texts(items, e),
                                    answering.new_tokens(e))
         preds = answering.answer(model, self.processor, items, batch, e, desc)
         self.store.write_json(unit, preds)

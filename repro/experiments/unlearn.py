@@ -42,8 +42,9 @@ def unlearn_request(session, start_key: str, forget: list[Person], retain: list[
         session.units.record({**record, "made": False})
         return key, []
     # The same data a person was fine-tuned on (MLLMU-Bench unlearns on the forget set's training QA).
-    request = Request(spec, params, target, knowledge_examples(forget, p.finetune),
-                      knowledge_examples(retain, p.finetune), p.seed)
+    dialect = session.data.dialect
+    request = Request(spec, params, target, knowledge_examples(forget, p.finetune, dialect),
+                      knowledge_examples(retain, p.finetune, dialect), p.seed)
     t0 = time.perf_counter()
     losses, facts = train_request(session, key, start_key, request)
     session.units.record({**record, "made": True, **facts, "steps": len(losses),

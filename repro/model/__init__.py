@@ -1,4 +1,5 @@
-"""Building and loading LLaVA, prompts, and LoRA targets (docs/design.md, "Profiles" and "Fidelity decisions")."""
+"""Building and loading the model families, the tensors made from their prompts, and LoRA targets
+(docs/design.md, "Profiles", "Model families" and "Fidelity decisions")."""
 
 from repro.model.factory import (
     build_tiny_model,
@@ -15,13 +16,7 @@ from repro.model.lora import (
     merge,
     trainable_parameter_names,
 )
-from repro.model.prompts import (
-    encode_prompts,
-    encode_training_batch,
-    mcq_prompt,
-    mmbench_prompt,
-    training_text,
-)
+from repro.model.prompts import encode_prompts, encode_training_batch
 from repro.model.tokenizer import build_word_tokenizer
 
 __all__ = [
@@ -35,11 +30,8 @@ __all__ = [
     "image_token_count",
     "load_model",
     "lora_config",
-    "mcq_prompt",
     "merge",
-    "mmbench_prompt",
     "resolve_dtype",
     "save_model",
     "trainable_parameter_names",
-    "training_text",
 ]

@@ -1,6 +1,6 @@
-"""Model + processor factory: the tiny LLaVA built from config, or a LLaVA-1.5 checkpoint loaded from
-the hub or a local mirror. Both give a `LlavaForConditionalGeneration` and a `LlavaProcessor`, so every
-later stage runs the same code (docs/design.md, "Profiles")."""
+"""Model + processor factory: a model built from config with random weights, or a checkpoint loaded from
+the hub or a local mirror, of the profile's model family (repro/model/families/): every later stage runs
+the same code whatever the family (docs/design.md, "Profiles", "Model families")."""
 
 from __future__ import annotations
 
@@ -10,132 +10,45 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers import (
-    CLIPImageProcessorPil,
-    CLIPVisionConfig,
-    LlamaConfig,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-    LlavaProcessor,
-    PreTrainedTokenizerBase,
-)
-from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from transformers import PreTrainedTokenizerBase
 
 from repro.atomic import temporary_dir
 from repro.config import ModelConfig
 from repro.errors import ReproError
-from repro.model.prompts import IMAGE_TOKEN
+from repro.model.families import family_named, family_of_processor
 
 
-def _image_processor(image_size: int) -> CLIPImageProcessorPil:
-    # The PIL backend explicitly: same pixels with or without torchvision installed.
-    return CLIPImageProcessorPil(
-        do_resize=True,
-        size={"shortest_edge": image_size},
-        do_center_crop=True,
-        crop_size={"height": image_size, "width": image_size},
-        do_normalize=True,
-        image_mean=list(OPENAI_CLIP_MEAN),
-        image_std=list(OPENAI_CLIP_STD),
-        do_convert_rgb=True,
-    )
-
-
-def build_tiny_model(
-    cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 0
-) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    """A LLaVA-architecture model (CLIP vision tower + Llama LM) with random weights from `seed`, reading
-    with `tokenizer` and a CLIP image processor at `cfg.image_size`."""
+def build_tiny_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 0):
+    """A model of the profile's family with random weights from `seed`, reading with the kit's word-level
+    `tokenizer` (the tiny profile: a LLaVA-architecture model, CLIP vision tower + Llama LM)."""
     return build_model(cfg, tiny_processor(cfg, tokenizer), seed)
 
 
-def tiny_processor(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> LlavaProcessor:
+def tiny_processor(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase):
     """The processor of a model built from config with the kit's own tokenizer."""
-    return LlavaProcessor(
-        image_processor=_image_processor(cfg.image_size),
-        tokenizer=tokenizer,
-        patch_size=cfg.patch_size,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,  # CLIP's CLS, which "default" then drops: (size/patch)^2 tokens
-        chat_template=None,
-        image_token=IMAGE_TOKEN,
-    )
+    return family_named(cfg.family).word_processor(cfg, tokenizer)
 
 
-def load_processor(directory: Path) -> LlavaProcessor:
-    """A LLaVA processor from a directory laid out as a hub snapshot (`pulse-repro assets fetch` writes one)."""
+def load_processor(directory: Path, family: str = "llava"):
+    """The family's processor from a directory laid out as a hub snapshot (`pulse-repro assets fetch` writes one)."""
+    fam = family_named(family)
     try:
-        return LlavaProcessor.from_pretrained(str(directory))
+        return fam.load_processor(directory)
     except (OSError, ValueError) as exc:
-        raise ReproError(f"processor {directory}: cannot load a LLaVA processor ({exc})") from exc
+        raise ReproError(f"processor {directory}: cannot load a {fam.name} processor ({exc})") from exc
 
 
-def _processor_agrees(cfg: ModelConfig, processor: LlavaProcessor) -> None:
-    crop = getattr(processor.image_processor, "crop_size", None) or {}
-    size = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
-    if processor.patch_size != cfg.patch_size or (size is not None and size != cfg.image_size):
-        raise ReproError(f"the processor reads {size}-px images in patches of {processor.patch_size}, the profile's "
-                         f"model.image_size / model.patch_size are {cfg.image_size} / {cfg.patch_size}")
-
-
-def build_model(cfg: ModelConfig, processor: LlavaProcessor, seed: int = 0) -> tuple[LlavaForConditionalGeneration,
-                                                                                     LlavaProcessor]:
-    """A LLaVA-architecture model (CLIP vision tower + Llama LM) with random weights from `seed`, for
+def build_model(cfg: ModelConfig, processor, seed: int = 0):
+    """(model, processor): the family's architecture shrunk to `cfg`'s shape, random weights from `seed`, for
     `processor` (its tokenizer sets the vocabulary unless `cfg.vocab_size` is larger, as LLaVA-1.5 pads
     32,002 tokens to 32,064)."""
-    if cfg.image_size % cfg.patch_size:
-        raise ReproError(
-            f"model.image_size {cfg.image_size} is not a multiple of model.patch_size {cfg.patch_size}"
-        )
-    _processor_agrees(cfg, processor)
+    fam = family_named(cfg.family)
+    if family_of_processor(processor) is not fam:
+        raise ReproError(f"model.family {cfg.family!r} does not read with a {type(processor).__name__}")
     tokenizer = processor.tokenizer
-    image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    if image_id is None or image_id == tokenizer.unk_token_id:
-        raise ReproError(f"the tokenizer has no {IMAGE_TOKEN!r} token")
     if cfg.vocab_size and cfg.vocab_size < len(tokenizer):
         raise ReproError(f"model.vocab_size {cfg.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
-    n_image = (cfg.image_size // cfg.patch_size) ** 2
-    vision = CLIPVisionConfig(
-        hidden_size=cfg.vision_hidden,
-        num_hidden_layers=cfg.vision_layers,
-        num_attention_heads=cfg.vision_heads,
-        intermediate_size=4 * cfg.vision_hidden,
-        image_size=cfg.image_size,
-        patch_size=cfg.patch_size,
-        num_channels=3,
-        projection_dim=cfg.vision_hidden,
-    )
-    text = LlamaConfig(
-        hidden_size=cfg.text_hidden,
-        num_hidden_layers=cfg.text_layers,
-        num_attention_heads=cfg.text_heads,
-        num_key_value_heads=cfg.text_heads,
-        intermediate_size=cfg.text_intermediate,
-        vocab_size=cfg.vocab_size or len(tokenizer),
-        max_position_embeddings=built_context(cfg),
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=image_id,
-        image_seq_length=n_image,
-        vision_feature_layer=-2,  # LLaVA-1.5
-        vision_feature_select_strategy="default",  # drops CLS
-        projector_hidden_act="gelu",
-        tie_word_embeddings=False,
-    )
-    # fork_rng: the init is a function of `seed` alone, and the caller's RNG stream is left untouched.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlavaForConditionalGeneration(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    return model.eval(), processor
+    return fam.build(cfg, processor, seed), processor
 
 
 def resolve_dtype(dtype: str, device: torch.device | str) -> torch.dtype:
@@ -172,24 +85,21 @@ def check_model_source(source: str) -> None:
         raise ReproError(f"model source {source}: no such directory (a hub id is 'namespace/name')")
 
 
-def load_model(
-    source: str, dtype: str = "auto", device: torch.device | str = "cpu"
-) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    """A LLaVA checkpoint from a hub id or a local directory, safetensors only, no remote code."""
+def load_model(source: str, dtype: str = "auto", device: torch.device | str = "cpu", family: str = "llava"):
+    """A checkpoint of `family` from a hub id or a local directory, safetensors only, no remote code."""
     check_model_source(source)
     torch_dtype = resolve_dtype(dtype, device)
+    fam = family_named(family)
     try:
-        # trust_remote_code is never passed: LLaVA is in transformers, no repository code runs.
-        model = LlavaForConditionalGeneration.from_pretrained(source, dtype=torch_dtype, use_safetensors=True)
-        processor = LlavaProcessor.from_pretrained(source)
+        # trust_remote_code is never passed: every family is in transformers, no repository code runs.
+        model = fam.model_class().from_pretrained(source, dtype=torch_dtype, use_safetensors=True)
+        processor = fam.load_processor(Path(source) if Path(source).is_dir() else source)
     except (OSError, ValueError) as exc:
-        raise ReproError(f"model source {source}: cannot load a LLaVA checkpoint ({exc})") from exc
+        raise ReproError(f"model source {source}: cannot load a {fam.name} checkpoint ({exc})") from exc
     return model.to(device).eval(), processor
 
 
-def save_model(
-    model: LlavaForConditionalGeneration, processor: LlavaProcessor, out_dir: str | os.PathLike
-) -> Path:
+def save_model(model, processor, out_dir: str | os.PathLike) -> Path:
     """Write model + processor to `out_dir` atomically: a crash never leaves a half-written checkpoint."""
     out = Path(out_dir)
     tmp = temporary_dir(out)  # same filesystem: rename is atomic
@@ -214,41 +124,28 @@ def save_model(
     return out
 
 
-def built_context(cfg: ModelConfig) -> int:
-    """The context of a model built from config: model.context, else room for model.max_length."""
-    return cfg.context or max(cfg.max_length, 128)
-
-
 def context_length(model) -> int:
     """The longest sequence the language model reads (LLaVA-1.5: 4,096): the limit of an evaluation prompt
     plus its generated answer. model.max_length is a training budget, not this."""
-    return int(model.config.text_config.max_position_embeddings)
+    return int(model.config.get_text_config().max_position_embeddings)
 
 
-def image_token_count(model) -> int:
-    """Image tokens per image the model expects: (image_size / patch)^2, +1 only for the "full" strategy (CLS)."""
-    cfg = model.config
-    vision = cfg.vision_config
-    count = (vision.image_size // vision.patch_size) ** 2
-    if cfg.vision_feature_select_strategy == "full":
-        count += 1
-    return count
+def image_token_count(model, processor) -> int:
+    """Image tokens one face becomes for this model and processor (fixed per profile)."""
+    return family_of_processor(processor).image_tokens(model.config, processor)
 
 
-def check_image_tokens(model, processor: LlavaProcessor) -> int:
-    """Fail before any forward pass if the processor expands <image> into a number of tokens (or a token)
-    the model does not expect; LLaVA's own error comes later and less clearly."""
-    expected = image_token_count(model)
+def check_image_tokens(model, processor) -> int:
+    """Fail before any forward pass if the processor expands a face into a number of tokens (or a token) the
+    model does not expect; the model's own error comes later and less clearly."""
+    fam = family_of_processor(processor)
+    expected = fam.image_tokens(model.config, processor)
     image_id = model.config.image_token_id
-    size = model.config.vision_config.image_size
-    image = Image.new("RGB", (size, size), (128, 128, 128))
-    batch = processor(text=[f"USER: {IMAGE_TOKEN}\nx\nASSISTANT:"], images=[image], return_tensors="pt")
+    image = fam.prepare_image(Image.new("RGB", (336, 336), (128, 128, 128)))
+    batch = processor(text=[fam.dialect.context("x", True)], images=[image], return_tensors="pt")
     got = int((batch["input_ids"] == image_id).sum())
     if got != expected:
-        raise ReproError(
-            f"processor expands {IMAGE_TOKEN} into {got} tokens of id {image_id}, but the model expects "
-            f"{expected} (vision image_size {size}, patch {model.config.vision_config.patch_size}, "
-            f"strategy {model.config.vision_feature_select_strategy!r}); processor patch_size "
-            f"{processor.patch_size}, image token id {processor.image_token_id}"
-        )
+        raise ReproError(f"processor expands {fam.dialect.image} into {got} tokens of id {image_id}, but the "
+                         f"{fam.name} model expects {expected} ({type(processor).__name__} settings against the "
+                         "model's vision config)")
     return got

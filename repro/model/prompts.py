@@ -1,5 +1,5 @@
-"""Every prompt the kit shows a model, and the tensors made from them, in one place (docs/design.md,
-"Prompts and scoring")."""
+"""The tensors made from the prompts a model family's dialect writes (repro/model/families/): images
+matched to their placeholders, padding, the answer's labels (docs/design.md, "Prompts and scoring")."""
 
 from __future__ import annotations
 
@@ -10,16 +10,9 @@ from typing import Any
 import torch
 from PIL import Image
 
-from repro.data.records import LETTERS, MCQ, MMBenchQuestion, OpenQuestion
 from repro.errors import ReproError
-from repro.registry import Registry
+from repro.model.families import family_of_processor
 
-IMAGE_TOKEN = "<image>"
-EOS = "</s>"
-MCQ_INSTRUCTION = "Just give ONE letter representing the answer directly."  # MLLMU-Bench
-MMBENCH_INSTRUCTION = (
-    "Answer with the option's letter from the given choices directly."  # LLaVA's MMBench eval
-)
 IGNORE = -100  # label value PyTorch's cross-entropy skips
 
 ImageLike = bytes | Image.Image
@@ -27,86 +20,17 @@ ImageLike = bytes | Image.Image
 PromptImages = ImageLike | Sequence[ImageLike] | None
 
 
-def _user(with_image: bool) -> str:
-    return f"USER: {IMAGE_TOKEN}\n" if with_image else "USER:\n"
-
-
-def _options(q: MCQ) -> str:
-    return "".join(f"{k}: {q.options[k]}\n" for k in LETTERS if k in q.options)
-
-
-def mcq_prompt(q: MCQ, demonstrations: Sequence[MCQ] = ()) -> str:
-    """MLLMU-Bench's classification prompt; the face is shown only for multimodal questions. Demonstrations,
-    if any, come first (`demonstration`)."""
-    shown = "".join(demonstration(d) for d in demonstrations)
-    return f"{shown}{_user(q.modality == 'multimodal')}{q.question}\n{_options(q)}{MCQ_INSTRUCTION}\nASSISTANT:"
-
-
-# MLLMU-Bench's own evaluation code, eval.py of github.com/YokeYao/MLLMU-Bench at commit b83832a: its few-shot
-# classification demonstration, its generation-task and fill-in-the-blank prompts, to the character.
-def demonstration(q: MCQ) -> str:
-    """One answered classification question before the asked one (eval.py, evaluate_classification):
-    `USER: <image>\nQuestion: {q}\nA: ..\nB: ..\nC: ..\nD: ..\nCorrect Answer: {letter}\n` (text-only: `USER:\n`)."""
-    return f"{_user(q.modality == 'multimodal')}Question: {q.question}\n{_options(q)}Correct Answer: {q.answer}\n"
-
-
-GENERATION_INSTRUCTION = "Answer the question based on your trained knowledge in one sentence{} in ENGLISH."
-FILL_BLANK_INSTRUCTION = "Please **ONLY** provide the correct answer that should replace the [Blank]."
-
-
-def generation_prompt(q: OpenQuestion) -> str:
-    """eval.py, evaluate_generation: the image prompt says "accurately" and ends in a space, the text prompt
-    does neither (both as published)."""
-    if q.modality == "multimodal":
-        return f"USER: {IMAGE_TOKEN}\n{q.question}\n{GENERATION_INSTRUCTION.format(' accurately')}\nASSISTANT: "
-    return f"USER: {q.question}\n{GENERATION_INSTRUCTION.format('')}\nASSISTANT:"
-
-
-def fill_blank_prompt(q: OpenQuestion) -> str:
-    """eval.py, evaluate_fill_in_the_blank: `__` becomes `[Blank]`, then the one-answer instruction."""
-    question = q.question.replace("__", "[Blank]") + "\n" + FILL_BLANK_INSTRUCTION
-    return f"{_user(q.modality == 'multimodal')}{question}\nASSISTANT:"
-
-
-def open_answer(generated: str) -> str:
-    """eval.py's answer of a generated text: what follows the prompt's `ASSISTANT:` up to any `ASSISTANT:`
-    the model writes itself, stripped (`generated` is the new text only; the peer splits the whole decoded
-    sequence, whose first `ASSISTANT:` ends the prompt)."""
-    return generated.split("ASSISTANT:")[0].strip()
-
-
-# LLaVA-1.5's conversation template "vicuna_v1" (haotian-liu/LLaVA llava/conversation.py), which its MMBench
-# evaluation uses (scripts/v1_5/eval/mmbench.sh: --conv-mode vicuna_v1): system prompt, then
-# "USER: {message} ASSISTANT:" with " " as the separator.
-VICUNA_V1_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
-                    "The assistant gives helpful, detailed, and polite answers to the user's questions.")
-MMBENCH_TEMPLATES: Registry[str] = Registry("MMBench template")
-MMBENCH_TEMPLATES.add("plain", "USER: {body}\nASSISTANT:")  # the body alone, in MLLMU-Bench's turn format
-MMBENCH_TEMPLATES.add("llava-v1", VICUNA_V1_SYSTEM + " USER: {body} ASSISTANT:")  # LLaVA-1.5's model_vqa_mmbench.py
-
-
-def mmbench_prompt(q: MMBenchQuestion, template: str = "plain") -> str:
-    """LLaVA's MMBench question (llava/eval/model_vqa_mmbench.py): the image, the hint line only when there
-    is a hint, the question, "A. option" lines for the non-empty options, the single-answer instruction;
-    wrapped in `template` (MMBENCH_TEMPLATES)."""
-    hint = f"{q.hint}\n" if q.hint and q.hint.strip() else ""
-    options = "".join(f"\n{k}. {q.options[k]}" for k in LETTERS if q.options.get(k, "").strip())
-    body = f"{IMAGE_TOKEN}\n{hint}{q.question}{options}\n{MMBENCH_INSTRUCTION}"
-    return MMBENCH_TEMPLATES.get(template).format(body=body)
-
-
-def training_text(question: str, answer: str, with_image: bool) -> tuple[str, str]:
-    """(prompt, answer_text); their concatenation is `USER: <image>\\n{q}\\nASSISTANT: {a}</s>`."""
-    return f"{_user(with_image)}{question}\nASSISTANT:", f" {answer}{EOS}"
-
-
-def token_counts(tokenizer, texts: Sequence[str], image_tokens: int) -> list[int]:
-    """Tokens each text takes as the processor encodes it: the tokenizer's count, each <image> expanded to
-    the model's `image_tokens` (what the pre-flight checks and the evaluation batch size is sized by)."""
+def token_counts(processor, texts: Sequence[str], image_tokens: int) -> list[int]:
+    """Tokens each text takes as the processor encodes it: the tokenizer's count, each image placeholder
+    expanded to the model's `image_tokens` (what the pre-flight checks and the evaluation batch size is
+    sized by)."""
     if not texts:
         return []
+    fam = family_of_processor(processor)
+    tokenizer = processor.tokenizer
+    extra = fam.placeholder_extra(processor, image_tokens)
     ids = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    return [len(i) + (image_tokens - 1) * t.count(IMAGE_TOKEN) for i, t in zip(ids, texts)]
+    return [len(i) + extra * t.count(fam.dialect.image) for i, t in zip(ids, texts)]
 
 
 def to_pil(image: ImageLike) -> Image.Image:
@@ -122,25 +46,27 @@ def _listed(images: PromptImages) -> list[ImageLike]:
     return [images] if isinstance(images, (bytes, Image.Image)) else list(images)
 
 
-def _images_match(texts: Sequence[str], images: Sequence[PromptImages]) -> list[Image.Image]:
+def _images_match(texts: Sequence[str], images: Sequence[PromptImages], family) -> list[Image.Image]:
     if len(texts) != len(images):
         raise ReproError(f"{len(texts)} prompts but {len(images)} images (use None for text-only prompts)")
     pil = []
+    placeholder = family.dialect.image
     for i, (text, image) in enumerate(zip(texts, images)):
         own = _listed(image)
-        if text.count(IMAGE_TOKEN) != len(own):
-            raise ReproError(f"prompt {i}: {text.count(IMAGE_TOKEN)} {IMAGE_TOKEN} tokens but "
+        if text.count(placeholder) != len(own):
+            raise ReproError(f"prompt {i}: {text.count(placeholder)} {placeholder} tokens but "
                              f"{len(own) if own else 'no'} image{'s' if len(own) != 1 else ''} given")
-        pil.extend(to_pil(x) for x in own)
+        pil.extend(family.prepare_image(to_pil(x)) for x in own)
     return pil
 
 
 def _encode(
     processor, texts: list[str], images: Sequence[PromptImages], max_length: int, side: str
 ) -> dict[str, Any]:
-    # The processor consumes the flat image list in order, one per <image>, and LLaVA matches image
+    # The processor consumes the flat image list in order, one per placeholder, and the model matches image
     # features to image tokens in that same order: so a batch may mix rows with and without an image.
-    pil = _images_match(texts, images)
+    family = family_of_processor(processor)
+    pil = _images_match(texts, images, family)
     batch = processor(
         text=texts,
         images=pil or None,
@@ -162,7 +88,7 @@ def encode_training_batch(
     """(prompt, answer_text, image|None) items -> input_ids, attention_mask, labels[, pixel_values].
 
     Right padding. Labels are -100 on the prompt and the padding: the loss is on the answer tokens
-    (and </s>) only. MLLMU-Bench puts loss on the prompt too; the kit does not (docs/design.md, "Prompts and scoring").
+    (and the family's end-of-answer token) only. MLLMU-Bench puts loss on the prompt too; the kit does not (docs/design.md, "Prompts and scoring").
     """
     if not items:
         raise ReproError("encode_training_batch: empty batch")
@@ -200,6 +126,7 @@ def encode_prompts(
     sees. (RoPE is shift-invariant, so without them the difference is only rounding; with them it is none.)
     """
     batch = _encode(processor, list(prompts), images, max_length, "left")
-    mask = batch["attention_mask"].long()
-    batch["position_ids"] = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    if family_of_processor(processor).explicit_positions():
+        mask = batch["attention_mask"].long()
+        batch["position_ids"] = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
     return batch

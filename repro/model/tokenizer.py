@@ -1,6 +1,6 @@
 """A word-level tokenizer built offline from the texts the tiny model will see.
 
-The paper profiles use LLaVA's own (SentencePiece) tokenizer; the `tiny` profile cannot download one,
+The paper profiles use their model's own tokenizer; the `tiny` profile cannot download one,
 and a word-level vocabulary keeps a from-scratch model small (docs/design.md, "The miniature").
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from repro.model.prompts import IMAGE_TOKEN
+from repro.model.families.llava import IMAGE_TOKEN  # the tiny model is a LLaVA
 
 UNK, PAD, BOS, EOS, IMAGE = "<unk>", "<pad>", "<s>", "</s>", IMAGE_TOKEN
 SPECIALS = (UNK, PAD, BOS, EOS)  # ids 0..3, fixed so every vocabulary agrees on them

@@ -7,16 +7,15 @@ import random
 from collections.abc import Iterable
 
 from repro.data.records import LETTERS, MCQ, MMBenchQuestion, Person
-from repro.model.prompts import mcq_prompt, mmbench_prompt, training_text
+from repro.model.families.base import Dialect
 from repro.train.loop import Example
 
 
-def _qa(question: str, answer: str, image: bytes | None) -> Example:
-    prompt, answer_text = training_text(question, answer, with_image=image is not None)
-    return Example(prompt, answer_text, image)
+def _qa(question: str, answer: str, image: bytes | None, dialect: Dialect) -> Example:
+    return Example(dialect.context(question, image is not None), dialect.answer(answer), image)
 
 
-def person_examples(people: Iterable[Person], text_only_as_asked: bool = False) -> list[Example]:
+def person_examples(people: Iterable[Person], dialect: Dialect, text_only_as_asked: bool = False) -> list[Example]:
     """What a person's knowledge is trained (or unlearned) from: the fine-tuning QA pairs, each shown with
     the face as MLLMU-Bench does. With `text_only_as_asked` (tiny pre-training, which stands for web text
     about famous people), a pair whose question the benchmark asks text-only is taught without the face.
@@ -25,22 +24,22 @@ def person_examples(people: Iterable[Person], text_only_as_asked: bool = False) 
     for p in people:
         if p.qa:
             text_questions = {q.question for q in p.questions if q.modality == "text"} if text_only_as_asked else set()
-            out.extend(_qa(q, a, None if q in text_questions else p.image) for q, a in p.qa)
+            out.extend(_qa(q, a, None if q in text_questions else p.image, dialect) for q, a in p.qa)
         else:
-            out.extend(answer_examples([p]))
+            out.extend(answer_examples([p], dialect))
     return out
 
 
-def knowledge_examples(people: Iterable[Person], cfg) -> list[Example]:
-    """A person's training (and forget) data under a FinetuneConfig's data choices."""
+def knowledge_examples(people: Iterable[Person], cfg, dialect: Dialect) -> list[Example]:
+    """A person's training (and forget) data under a FinetuneConfig's data choices, in the family's dialect."""
     people = list(people)
-    out = person_examples(people, text_only_as_asked=cfg.text_only_as_asked)
-    return out + answer_examples(people) if cfg.benchmark_questions else out
+    out = person_examples(people, dialect, text_only_as_asked=cfg.text_only_as_asked)
+    return out + answer_examples(people, dialect) if cfg.benchmark_questions else out
 
 
-def answer_examples(people: Iterable[Person]) -> list[Example]:
+def answer_examples(people: Iterable[Person], dialect: Dialect) -> list[Example]:
     """Each benchmark question answered by its correct option's text, in the modality it is asked in."""
-    return [_qa(q.question, q.options[q.answer], p.image if q.modality == "multimodal" else None)
+    return [_qa(q.question, q.options[q.answer], p.image if q.modality == "multimodal" else None, dialect)
             for p in people for q in p.questions]
 
 
@@ -53,20 +52,20 @@ def reshuffled(q: MCQ, rng: random.Random) -> MCQ:
     return MCQ(q.question, options, answer, q.modality)
 
 
-def letter_examples(people: Iterable[Person], rng: random.Random) -> list[Example]:
+def letter_examples(people: Iterable[Person], rng: random.Random, dialect: Dialect) -> list[Example]:
     """Multiple-choice items answered by a letter, options freshly shuffled."""
     out = []
     for p in people:
         for q in p.questions:
             q2 = reshuffled(q, rng)
-            out.append(Example(mcq_prompt(q2), " " + q2.answer + "</s>",
+            out.append(Example(dialect.mcq(q2), dialect.answer(q2.answer),
                                p.image if q.modality == "multimodal" else None))
     return out
 
 
-def mmbench_examples(questions: Iterable[MMBenchQuestion], letters: bool = False) -> list[Example]:
+def mmbench_examples(questions: Iterable[MMBenchQuestion], dialect: Dialect, letters: bool = False) -> list[Example]:
     """General visual questions: answered by the option's letter, or (plain QA) by the option's text."""
     if letters:
-        return [Example(mmbench_prompt(q), " " + q.answer + "</s>", q.image) for q in questions]
-    return [_qa(f"{q.hint}\n{q.question}" if q.hint else q.question, q.options[q.answer], q.image)
+        return [Example(dialect.mmbench(q, "plain"), dialect.answer(q.answer), q.image) for q in questions]
+    return [_qa(f"{q.hint}\n{q.question}" if q.hint else q.question, q.options[q.answer], q.image, dialect)
             for q in questions]

@@ -13,6 +13,7 @@ from peft import PeftModel
 
 from repro.config import FinetuneConfig, PretrainConfig, UnlearnConfig
 from repro.data.records import MMBenchQuestion, Person
+from repro.model.families.base import Dialect
 from repro.model.lora import attach_lora, merge
 from repro.model.prompts import encode_training_batch
 from repro.train.examples import answer_examples, letter_examples, mmbench_examples, person_examples
@@ -44,21 +45,21 @@ def train(model, params, batches: Iterator, steps: int, lr: float, warmup: int, 
 
 
 def pretrain(model, celebrities: list[Person], mmbench_train: list[MMBenchQuestion], cfg: PretrainConfig,
-             seed: int, encode: Encode) -> list[float]:
+             seed: int, encode: Encode, dialect: Dialect) -> list[float]:
     """Tiny only: full-parameter training on the celebrities and mini-MMBench train, so that celebrity
     knowledge is pre-trained knowledge (docs/design.md, "The miniature")."""
     rng = random.Random(seed)
     # Celebrities are known as the web knows them: in many phrasings (the QA pairs and the benchmark's
     # own questions, answered in words), and general visual skills from mini-MMBench train.
-    fixed = (person_examples(celebrities, text_only_as_asked=True) + answer_examples(celebrities)
-             + mmbench_examples(mmbench_train))
+    fixed = (person_examples(celebrities, dialect, text_only_as_asked=True) + answer_examples(celebrities, dialect)
+             + mmbench_examples(mmbench_train, dialect))
 
     def batches():
         epoch = 0
         while True:  # fresh option orders each pass: the letter skill, not memorised letters
             pool = fixed
             if cfg.letters:
-                pool = pool + letter_examples(celebrities, rng) + mmbench_examples(mmbench_train, True)
+                pool = pool + letter_examples(celebrities, rng, dialect) + mmbench_examples(mmbench_train, dialect, True)
             yield from shuffled_batches(pool, cfg.batch_size, 1, seed + epoch)
             epoch += 1
 
