@@ -50,6 +50,11 @@ def check_choices(profile: Profile, methods: Iterable[str] = (), targets: Iterab
         if value not in registry:
             raise ConfigError(f"{key} {value!r}: expected one of {', '.join(registry.names())}")
     family_named(profile.model.family).dialect.check_template(e.mmbench_template)
+    if profile.model.answer_logits:
+        for name in (*u.methods, *methods):
+            if get_method(name).reference_everywhere:
+                raise ConfigError(f"unlearning method {name!r} reads the logits at every position, which "
+                                  "model.answer_logits = true does not compute; set it false for this method")
     if profile.eval.generate_tokens < 1:
         raise ConfigError(f"eval.generate_tokens {profile.eval.generate_tokens}: must be at least 1")
     check_batch_size(profile.eval.batch_size)

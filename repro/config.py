@@ -65,6 +65,10 @@ class ModelConfig:
     # recomputed in the backward pass instead of kept, about a third more compute for much less memory (the
     # 13B protocol on 40-48 GB GPUs). The numbers are the same within float tolerance (tests/test_lora.py).
     gradient_checkpointing: bool = False
+    # Training asks the language model head for the answer positions' logits only (logits_to_keep): the same
+    # losses, without B x T x V logits; for a long face (LLaVA-NeXT: 2,928 tokens) or a large vocabulary
+    # (Gemma-3: 262,208). A method that reads every position (kl_min) is refused with it.
+    answer_logits: bool = False
     vision_hidden: int = 64
     vision_layers: int = 2
     vision_heads: int = 4

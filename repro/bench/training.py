@@ -21,6 +21,7 @@ from repro.model.lora import attach_lora
 from repro.train.examples import knowledge_examples
 from repro.train.loop import Diverged, batches_per_epoch, optimise, shuffled_batches
 from repro.train.methods import UnlearnStep, get_method, method_params, step_inputs
+from repro.train.recipes import training_loss
 from repro.train.reference import policy, reference
 
 FINETUNE = "finetune"
@@ -92,7 +93,7 @@ def _loss_fn(w: Workload, stage: str, peft_model, meter: Meter, base_copy_ref, s
         def step_loss(enc):
             meter.batch(len(enc["input_ids"]))
             meter.add_tokens(enc)
-            return peft_model(**enc).loss  # as repro.train.recipes.train: the model's own loss
+            return training_loss(peft_model, enc)  # as repro.train.recipes.train
 
         return batches, cfg.grad_accum, cfg.lr, step_loss, w.encode
     spec = get_method("ga_klr" if stage == DEEPCOPY else stage)

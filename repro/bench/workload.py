@@ -36,7 +36,8 @@ class Workload:
 
     def encode(self, batch) -> dict:
         """A training batch as a run encodes it."""
-        return encoder(self.processor, self.profile.model.max_length, self.device)(batch)
+        m = self.profile.model
+        return encoder(self.processor, m.max_length, self.device, m.answer_logits)(batch)
 
     def restore(self) -> None:
         """Back to the loaded weights after a training stage (a --shape model's random weights are

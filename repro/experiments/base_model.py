@@ -51,7 +51,8 @@ def load_base(profile: Profile, data: RunData, key: str, device: torch.device):
                 require_free(cached.parent, weight_bytes(model), "the pre-trained tiny base model")
             if p.pretrain.steps:
                 pretrain(model, data.celebrities, data.mmbench_train, p.pretrain, p.base_seed,
-                         encoder(processor, p.model.max_length, device), data.dialect)
+                         encoder(processor, p.model.max_length, device, p.model.answer_logits),
+                         data.dialect)
             if distributed.is_main():
                 save_model(model, processor, cached)
     check_image_tokens(model, processor)

@@ -14,7 +14,7 @@ from repro.train.methods import Method, method_params
 
 # Options added to these configs after their units were first keyed enter a key only when set away from
 # their defaults (repro/hashing.py, identity): existing units keep their keys.
-_MODEL_ADDED = ("processor", "vocab_size", "context", "gradient_checkpointing", "family")
+_MODEL_ADDED = ("processor", "vocab_size", "context", "gradient_checkpointing", "family", "answer_logits")
 _WORLD_ADDED = ("long_hints",)
 
 

@@ -70,7 +70,7 @@ class Session:
     @cached_property
     def encode(self):
         """Training examples -> a batch on this session's device."""
-        return encoder(self.processor, self.profile.model.max_length, self.device)
+        return encoder(self.processor, self.profile.model.max_length, self.device, self.profile.model.answer_logits)
 
     # ---- the fine-tuned model -----------------------------------------------------------------
     @cached_property

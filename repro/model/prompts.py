@@ -46,7 +46,8 @@ def _listed(images: PromptImages) -> list[ImageLike]:
     return [images] if isinstance(images, (bytes, Image.Image)) else list(images)
 
 
-def _images_match(texts: Sequence[str], images: Sequence[PromptImages], family) -> list[Image.Image]:
+def _images_match(texts: Sequence[str], images: Sequence[PromptImages], family) -> list[list[Image.Image]]:
+    """Each prompt's images, prepared as its family's processor receives them; one list a prompt."""
     if len(texts) != len(images):
         raise ReproError(f"{len(texts)} prompts but {len(images)} images (use None for text-only prompts)")
     pil = []
@@ -56,7 +57,7 @@ def _images_match(texts: Sequence[str], images: Sequence[PromptImages], family) 
         if text.count(placeholder) != len(own):
             raise ReproError(f"prompt {i}: {text.count(placeholder)} {placeholder} tokens but "
                              f"{len(own) if own else 'no'} image{'s' if len(own) != 1 else ''} given")
-        pil.extend(family.prepare_image(to_pil(x)) for x in own)
+        pil.append([family.prepare_image(to_pil(x)) for x in own])
     return pil
 
 
@@ -66,10 +67,10 @@ def _encode(
     # The processor consumes the flat image list in order, one per placeholder, and the model matches image
     # features to image tokens in that same order: so a batch may mix rows with and without an image.
     family = family_of_processor(processor)
-    pil = _images_match(texts, images, family)
+    per_row = _images_match(texts, images, family)
     batch = processor(
         text=texts,
-        images=pil or None,
+        images=family.processor_images(per_row),
         padding="longest",
         padding_side=side,
         truncation=False,  # truncating could cut image tokens or the answer: refuse instead (below)
@@ -114,6 +115,25 @@ def encode_training_batch(
             )
     batch["labels"] = labels
     return batch
+
+
+def answer_logits_only(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch asking the model for the logits of its answer positions only (`logits_to_keep`), its labels
+    laid out to match: a model's logits over every position cost B x T x V, and a face of thousands of image
+    tokens (LLaVA-NeXT) or a vocabulary of 262,208 (Gemma-3) makes that most of a training step.
+
+    Kept: the positions Q whose next token is an answer token in some row, and one more after the last
+    (its logit predicts nothing). Labels become [ignored, labels[:, Q + 1]], so logits[:, i] predicts
+    labels[:, i + 1] as over the whole sequence, and every loss of repro/train/losses.py reads the same
+    answer tokens from the same logits."""
+    labels = batch["labels"]
+    predicting = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
+    if predicting.numel() == 0:
+        raise ReproError("batch has no answer tokens (labels all -100): was the answer truncated by max_length?")
+    keep = torch.cat([predicting, predicting[-1:] + 1])
+    compact = torch.full((labels.shape[0], keep.numel()), IGNORE, dtype=labels.dtype)
+    compact[:, 1:] = labels[:, predicting + 1]
+    return {**batch, "labels": compact, "logits_to_keep": keep}
 
 
 def encode_prompts(

