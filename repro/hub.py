@@ -27,7 +27,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"  # huggingface_hub's own default for
 # packets silently (kit choice).
 PROBE_TIMEOUT_S = 3.0
 
-# The files of a LLaVA checkpoint the kit reads (safetensors only: pickled weights are never loaded).
+# The files of a checkpoint the kit reads, of every model family (safetensors only: pickled weights are never loaded).
 MODEL_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.jinja")
 # What must be in a model snapshot, by what reads it: each group is met when one of its patterns matches (the
 # image processor's settings are in preprocessor_config.json on the hub, in processor_config.json as

@@ -168,6 +168,7 @@ class Family(ABC):
     dialect: Dialect
     modules: Modules
     processor_class: str  # transformers' processor class name: how a loaded processor finds its family
+    micro: str  # the family's micro profile: its architecture shrunk, random weights, its real processor
     shapes: ClassVar[dict[str, PaperShape]] = {}  # the paper-scale shapes `bench --shape` builds, by profile name
 
     @abstractmethod

@@ -48,6 +48,7 @@ class Gemma3(Family):
     modules = Modules(language_model="language_model", projector="multi_modal_projector", vision="vision_tower",
                       hub_prefixes=("language_model.", "multi_modal_projector.", "vision_tower."))
     processor_class = "Gemma3Processor"
+    micro = "gemma-3-micro"
     # google/gemma-3-12b-it config.json: SigLIP so400m (27 layers, hidden 1152, MLP 4304, 16 heads) and a
     # 48-layer LM (hidden 3840, MLP 15360, 16 heads, 8 key-value heads, head 256; vocabulary 262,208).
     shapes: ClassVar[dict[str, PaperShape]] = {"gemma-3-12b": PaperShape((

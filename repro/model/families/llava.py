@@ -170,6 +170,7 @@ class Llava(Family):
     modules = Modules(language_model="language_model", projector="multi_modal_projector", vision="vision_tower",
                       hub_prefixes=("language_model.", "multi_modal_projector.", "vision_tower."))
     processor_class = "LlavaProcessor"
+    micro = "llava-1.5-micro"
     # llava-hf/llava-1.5-13b-hf's config.json: CLIP ViT-L/14 at 336 px (24 layers, hidden 1024, 576 image
     # tokens) and Llama-2-13B (40 layers, hidden 5120, MLP 13824, 40 heads, vocabulary 32064). Batch sizes
     # and scoring: the llava-1.5-13b profile's.

@@ -52,6 +52,7 @@ class LlavaNext(Family):
     modules = Modules(language_model="language_model", projector="multi_modal_projector", vision="vision_tower",
                       hub_prefixes=("image_newline", "language_model.", "multi_modal_projector.", "vision_tower."))
     processor_class = "LlavaNextProcessor"
+    micro = "llava-next-micro"
     # llava-hf/llava-v1.6-vicuna-13b-hf: LLaVA-1.5-13B's CLIP and Vicuna-13B (vocabulary 32064); a face of
     # 2,928 tokens, so a training example needs model.max_length 3072.
     shapes: ClassVar[dict[str, PaperShape]] = {"llava-next-13b": PaperShape((

@@ -64,6 +64,7 @@ class Qwen2_5_VL(Family):
     modules = Modules(language_model="language_model", projector="merger", vision="visual",
                       hub_prefixes=("lm_head.", "model.", "visual."))
     processor_class = "Qwen2_5_VLImageProcessor"
+    micro = "qwen2.5-vl-micro"
     # Qwen/Qwen2.5-VL-7B-Instruct config.json: vision depth 32, hidden 1280, MLP 3420, 16 heads; Qwen2.5-7B
     # (28 layers, hidden 3584, MLP 18944, 28 heads, 4 key-value heads; vocabulary 152,064).
     shapes: ClassVar[dict[str, PaperShape]] = {"qwen2.5-vl-7b": PaperShape((
