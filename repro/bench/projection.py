@@ -1,5 +1,5 @@
 """The paper grid's wall time on this device, projected from the bench's measured throughput and the
-grid's sizes (the llava-1.5-13b profile's splits and methods). A projection, not a measurement: it
+grid's sizes (the splits and methods of the paper profile the shape is named after). A projection, not a measurement: it
 counts every training example and every evaluated question of `pulse-repro all` once and divides by
 the measured rates, so it leaves out model loading and the run's bookkeeping."""
 
@@ -11,7 +11,6 @@ from repro.data.records import Person
 from repro.model.families import family_named
 from repro.train.examples import knowledge_examples
 
-PAPER_PROFILE = "llava-1.5-13b"
 QUESTIONS_PER_PERSON = 10  # MLLMU-Bench: 5 image-textual + 5 pure-text multiple-choice questions
 MMBENCH_DEV_QUESTIONS = 1164  # MMBench dev-en, distinct questions (one pass, the paper profile's setting)
 CELEBRITIES = 153  # MLLMU-Bench Retain_Set: every celebrity is scored once for the selection
@@ -40,9 +39,9 @@ def grid(paper: Profile, examples_per_person: float) -> dict:
     }
 
 
-def project(people: list[Person], samples_per_s: dict, eval_qps: float) -> dict | None:
-    """Projected hours of the paper grid from the measured rates; None when a rate is missing."""
-    paper = load_profile(PAPER_PROFILE)
+def project(people: list[Person], samples_per_s: dict, eval_qps: float, paper_profile: str) -> dict | None:
+    """Projected hours of `paper_profile`'s grid from the measured rates; None when a rate is missing."""
+    paper = load_profile(paper_profile)
     per_person = len(knowledge_examples(people, paper.finetune, family_named(paper.model.family).dialect)) / max(1, len(people))
     g = grid(paper, per_person)
     rates = [samples_per_s.get(m) for m in ("finetune", *paper.unlearn.methods)]

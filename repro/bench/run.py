@@ -12,7 +12,7 @@ import torch
 from repro import hub
 from repro.bench import ceiling, evaluation, flops, memory, output, projection, stages, trace, training
 from repro.bench.baselines import BASELINE_NOTE
-from repro.bench.shapes import SHAPES, check_fits, shape_overrides
+from repro.bench.shapes import check_fits, paper_shape, shape_overrides, shape_profile
 from repro.bench.workload import load, prepare
 from repro.choices import load_profile
 from repro.errors import ReproError
@@ -53,7 +53,7 @@ def flipped_checkpointing(w, eval_qps: float, steps: int) -> dict:
             "peak_mem_bytes": {s: t["cuda_peak_bytes"] for s, t in train.items()} if cuda else None,
             "mfu": flops.report(w.model, {"prompt_tokens": 0, "seconds": {"letter_fast": 1.0}}, train,
                                 _device_name(w.device))["train"] if cuda else None,
-            "paper_grid_projection": projection.project(w.pool, rates, eval_qps) if w.shape else None}
+            "paper_grid_projection": projection.project(w.pool, rates, eval_qps, w.shape) if w.shape else None}
 
 
 def measure(profile_name: str, overrides: list[str], shape: str | None, n_items: int, steps: int,
@@ -64,13 +64,14 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
         raise ReproError(f"--trace needs --steps {TRACE_MIN_STEPS} or more: the first step is untimed, the steps "
                          f"holding the next {trace.TRACED_BATCHES} batches are traced, and the rest are timed "
                          f"(got --steps {steps})")
+    profile_name = shape_profile(shape, profile_name)
     overrides = shape_overrides(shape) + list(overrides)
     profile = load_profile(profile_name, overrides)
     # a profile's own model and data from the hub: offline from the cache where the hub does not answer
     hub.prepare(profile, hub.fetch_command(profile_name, overrides), say=lambda line: print(line, file=sys.stderr))
     seconds_by_stage = stages.stage_seconds(run_dir)  # fail early on a bad --run-dir
     if shape is not None:  # refuse a paper-scale model on CPU before loading any data
-        check_fits(profile.model, SHAPES[shape]["vocab"], torch.device("cuda" if torch.cuda.is_available()
+        check_fits(profile.model, paper_shape(shape).vocab, torch.device("cuda" if torch.cuda.is_available()
                                                                         else "cpu"), shape)
     w = load(prepare(profile, n_items, shape))
     cuda = w.device.type == "cuda"
@@ -86,7 +87,7 @@ def measure(profile_name: str, overrides: list[str], shape: str | None, n_items:
     mfu = flops.report(w.model, ev, train, _device_name(w.device)) if cuda else None
     other = flipped_checkpointing(w, qps["profile_scoring"], steps) if checkpointing == "both" else None
     train_rates = {s: t["samples_per_s"] for s, t in train.items()}
-    grid = projection.project(w.pool, train_rates, qps["profile_scoring"]) if shape else None
+    grid = projection.project(w.pool, train_rates, qps["profile_scoring"], shape) if shape else None
     weights = (f"--shape {shape}: built from config with random weights" if shape else
                f"the profile's base model ({profile.model.source}"
                + ((", pre-trained here and cached" if profile.pretrain.steps else ", not pre-trained: pretrain.steps=0")

@@ -1,6 +1,8 @@
-"""Paper-scale shapes (`--shape`): a LLaVA built from config with random weights, so throughput and memory
-at paper scale are measurable without downloading weights. Meant for CUDA; on CPU a shape runs only when
-`--set model.*` overrides make it small."""
+"""Paper-scale shapes (`--shape`): a model of a family's paper checkpoint's size built from config with random
+weights, so throughput and memory at paper scale are measurable without downloading weights. A family's
+shapes are declared in its file (repro/model/families/, `Family.shapes`); LLaVA-1.5's reads with the kit's
+word-level tokenizer padded to LLaVA's vocabulary, the others with the family's real processor, on its micro
+profile. Meant for CUDA; on CPU a shape runs only when `--set model.*` overrides make it small."""
 
 from __future__ import annotations
 
@@ -8,33 +10,41 @@ import torch
 
 from repro.config import ModelConfig
 from repro.errors import ReproError
-from repro.model.factory import build_tiny_model, check_image_tokens, resolve_dtype
+from repro.model.factory import build_model, build_tiny_model, check_image_tokens, resolve_dtype
+from repro.model.families import FAMILIES, family_named
+from repro.model.families.base import PaperShape
 from repro.model.tokenizer import build_word_tokenizer
 
-# llava-hf/llava-1.5-13b-hf's config.json: CLIP ViT-L/14 at 336 px (24 layers, hidden 1024, 576 image
-# tokens) and Llama-2-13B (40 layers, hidden 5120, MLP 13824, 40 heads, vocabulary 32064). Batch sizes and
-# scoring: the llava-1.5-13b profile's. Applied before the user's --set, which may override any of them.
-SHAPES: dict[str, dict] = {
-    "llava-1.5-13b": {
-        "overrides": (
-            "model.source=tiny", "model.vision_hidden=1024", "model.vision_layers=24", "model.vision_heads=16",
-            "model.image_size=336", "model.patch_size=14", "model.text_hidden=5120", "model.text_layers=40",
-            "model.text_heads=40", "model.text_intermediate=13824", "model.max_length=768",
-            "pretrain.steps=0", "finetune.batch_size=4", "finetune.grad_accum=1", "unlearn.batch_size=4",
-            "unlearn.grad_accum=1", "eval.batch_size=16", "eval.scoring=letter",
-        ),
-        "vocab": 32064,
-    },
-}
 CPU_MAX_PARAMS = 500_000_000  # about 2 GB of fp32 weights: beyond this a CPU run is not a measurement
 
 
+def shapes() -> dict[str, PaperShape]:
+    """Every family's paper shapes, by the paper profile's name."""
+    return {name: shape for fam in (family_named(f) for f in FAMILIES) for name, shape in fam.shapes.items()}
+
+
+def paper_shape(name: str) -> PaperShape:
+    known = shapes()
+    if name not in known:
+        raise ReproError(f"unknown shape {name!r} (known: {', '.join(sorted(known))})")
+    return known[name]
+
+
 def shape_overrides(shape: str | None) -> list[str]:
-    if shape is None:
-        return []
-    if shape not in SHAPES:
-        raise ReproError(f"unknown shape {shape!r} (known: {', '.join(sorted(SHAPES))})")
-    return list(SHAPES[shape]["overrides"])
+    """The shape's settings, applied before the user's --set, which may override any of them."""
+    return [] if shape is None else list(paper_shape(shape).overrides)
+
+
+def shape_profile(shape: str | None, profile: str) -> str:
+    """The profile a shape is built on: its family's micro profile (its processor), or `profile` itself for a
+    shape that reads with the kit's word-level tokenizer."""
+    if shape is None or not paper_shape(shape).micro:
+        return profile
+    micro = paper_shape(shape).micro
+    if profile not in ("tiny", micro):
+        raise ReproError(f"--shape {shape} is built on the {micro} profile (its family's processor); leave --profile "
+                         f"out or name {micro}")
+    return micro
 
 
 def estimate_params(m: ModelConfig, vocab: int) -> int:
@@ -56,10 +66,22 @@ def check_fits(m: ModelConfig, vocab: int, device: torch.device, shape: str) -> 
             f"--set model.vision_hidden=32 --set model.vision_heads=4), at most {CPU_MAX_PARAMS / 1e6:.0f}M.")
 
 
-def build_shaped_model(m: ModelConfig, texts: list[str], shape: str, seed: int, device: torch.device):
-    """The shape's model with random weights, built directly on `device` in the profile's dtype."""
-    vocab = SHAPES[shape]["vocab"]
+def build_shaped_model(m: ModelConfig, texts: list[str], shape: str, seed: int, device: torch.device,
+                       processor=None):
+    """The shape's model with random weights, built directly on `device` in the profile's dtype: with
+    `processor` (the family's own), over its vocabulary; without, LLaVA over the kit's word tokenizer."""
+    vocab = paper_shape(shape).vocab
     check_fits(m, vocab, device, shape)
+    if processor is not None:
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(resolve_dtype(m.dtype, device))
+        try:
+            with torch.device(device):
+                model, processor = build_model(m, processor, seed)
+        finally:
+            torch.set_default_dtype(previous)
+        check_image_tokens(model, processor)
+        return model.eval(), processor
     tokenizer = build_word_tokenizer(texts)
     # Filler words up to the shape's vocabulary: its LM head does the real model's FLOPs, and a random
     # model's greedy first token decodes to a word (as LLaVA's "A" does), so the letter scorer takes its

@@ -63,9 +63,11 @@ def load(w: Workload, keep_state: bool = True) -> Workload:
     pretrain.steps=0) by the session when it is not cached yet."""
     p = w.profile
     if w.shape is not None:
-        from repro.bench.shapes import build_shaped_model
+        from repro.bench.shapes import build_shaped_model, paper_shape
+        from repro.experiments.base_model import processor_to_build
 
-        w.model, w.processor = build_shaped_model(p.model, w.data.all_texts(), w.shape, p.seed, w.device)
+        own = processor_to_build(p, w.data) if paper_shape(w.shape).micro else None
+        w.model, w.processor = build_shaped_model(p.model, w.data.all_texts(), w.shape, p.seed, w.device, own)
     else:
         source = p.model.source
         if source == "tiny":

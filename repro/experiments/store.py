@@ -46,8 +46,22 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     runs share the store."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    save_file(_unshared(tensors), str(tmp), metadata=metadata)
     os.replace(tmp, path)
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors on the CPU, a tensor that shares its memory with an earlier one copied: safetensors refuses
+    shared memory, and a model with tied weights (Gemma-3's embeddings and LM head) holds the same weights
+    under two names, which `load_state_dict` then reads back into the one tied parameter."""
+    seen: set[tuple[int, int]] = set()
+    out = {}
+    for name, tensor in tensors.items():
+        t = tensor.detach()
+        where = (t.untyped_storage().data_ptr(), t.storage_offset()) if t.device.type != "meta" else (id(t), 0)
+        out[name] = t.contiguous().cpu().clone() if where in seen else t.contiguous().cpu()
+        seen.add(where)
+    return out
 
 
 class UnitStore:
