@@ -135,9 +135,35 @@ def test_the_shape_path_fills_the_vocabulary_and_projects_the_paper_grid(capsys)
                                                                    "evaluation", "base_evaluation"}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["llava-next-13b", "qwen2.5-vl-7b", "gemma-3-12b"])
-def test_a_familys_shape_is_built_on_its_micro_profile_and_projects_its_own_paper_grid(capsys, shape):
+def test_a_familys_shape_builds_its_familys_model_at_the_shapes_widths(shape):
+    import torch
+
+    from repro.assets import asset_path
+    from repro.bench.shapes import build_shaped_model, paper_shape, shape_overrides, shape_profile
+    from repro.choices import load_profile
+    from repro.experiments.base_model import processor_to_build
+    from repro.experiments.data import RunData
+    from repro.model.families import family_named
+
+    name = shape_profile(shape, "tiny")
+    small = ["model.vision_hidden=32", "model.vision_heads=2", "model.text_hidden=64", "model.text_heads=2",
+             "model.text_intermediate=128"]  # the shape's depths (its layer counts), small widths
+    profile = load_profile(name, [*shape_overrides(shape), *small, "model.vision_layers=1"])
+    if not (asset_path(profile.model.processor) / "tokenizer.json").is_file():
+        pytest.skip(f"no processor for {name}: run `pulse-repro assets fetch`")
+    processor = processor_to_build(profile, RunData(profile))
+    model, _ = build_shaped_model(profile.model, [], shape, 0, torch.device("cpu"), processor)
+    family = family_named(profile.model.family)
+    assert isinstance(model, family.model_class()) and family.micro == name == paper_shape(shape).micro
+    text = model.config.get_text_config()
+    assert text.num_hidden_layers == profile.model.text_layers == load_profile(name, shape_overrides(shape)).model.text_layers
+    assert text.vocab_size == paper_shape(shape).vocab
+
+
+@pytest.mark.slow
+def test_a_familys_shape_is_built_on_its_micro_profile_and_projects_its_own_paper_grid(capsys):
+    shape = "qwen2.5-vl-7b"  # one family's bench end to end (the others' shapes are built above)
     from repro.assets import asset_path
     from repro.bench.shapes import paper_shape
     from repro.choices import load_profile

@@ -116,7 +116,8 @@ def test_the_training_labels_cover_exactly_the_answer_and_its_end_token(micro):
     end = micro.family.dialect.end
     for row, e in enumerate(examples):
         kept = batch["labels"][row][batch["labels"][row] != IGNORE].tolist()
-        assert kept[-1] == tok.convert_tokens_to_ids(end)
+        # what training ends an answer on is what generation stops on
+        assert kept[-1] == tok.convert_tokens_to_ids(end) == micro.model.generation_config.eos_token_id
         assert tok.decode(kept).strip() == e.answer.strip()
         n = int(batch["attention_mask"][row].sum())
         assert kept == batch["input_ids"][row, n - len(kept):n].tolist()  # the row's last real tokens
@@ -189,6 +190,20 @@ def test_the_unit_stores_weights_load_back_into_the_model(micro, tmp_path):
     other.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
     mine = micro.model.state_dict()
     assert all(torch.equal(mine[k], v) for k, v in other.state_dict().items())
+
+
+def test_the_scorers_one_forward_pass_sees_what_generate_sees_first(micro):
+    """The fast path reads the next-token logits of one left-padded forward pass; generate's first step must
+    give the same logits for every row of a batch mixing lengths and faces (positions, masks, image tokens)."""
+    items = micro.items()[:6]
+    enc = encode_prompts(micro.processor, [it.prompt for it in items], [_images(it) for it in items], 10 ** 6)
+    assert len({int(n) for n in enc["attention_mask"].sum(-1)}) > 1  # rows of several lengths: padding
+    with torch.no_grad():
+        fast = micro.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
+        generated = micro.model.generate(**{k: v for k, v in enc.items() if k != "position_ids"}, do_sample=False,
+                                         max_new_tokens=1, output_logits=True, return_dict_in_generate=True,
+                                         pad_token_id=micro.processor.tokenizer.pad_token_id)
+    assert torch.allclose(fast, generated.logits[0].float(), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ class Item:
     demo_images: tuple[bytes, ...] = ()  # the demonstrations' images, shown before `image` (eval.shots)
 
     def images(self) -> tuple[bytes, ...] | None:
-        """Every image the prompt shows, in the order of its <image> tokens; None when it shows none."""
+        """Every image the prompt shows, in the order of its image placeholders; None when it shows none."""
         shown = self.demo_images + ((self.image,) if self.image is not None else ())
         return shown or None
 

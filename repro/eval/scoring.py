@@ -39,7 +39,7 @@ def parse_letter(text: str) -> str:
 
 
 def _images(item: Item) -> list[Image.Image] | None:
-    """The prompt's images in <image> order (demonstrations' first), decoded."""
+    """The prompt's images in placeholder order (demonstrations' first), decoded."""
     shown = item.images()
     return [Image.open(io.BytesIO(x)).convert("RGB") for x in shown] if shown is not None else None
 

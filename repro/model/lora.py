@@ -2,8 +2,8 @@
 
 A bare suffix list such as ["q_proj", "v_proj"] also matches the attention of the vision tower (MLLMU-Bench's
 code has that bug); the profile's regex names the language model, so it cannot. The vision tower is never
-trainable; `proj+llm` also trains the family's projector (LLaVA's and Gemma-3's multi_modal_projector,
-Qwen2.5-VL's merger). Which modules those are is the model family's (repro/model/families/).
+trainable; `proj+llm` also trains the family's projector. Which modules those are is the model family's
+(repro/model/families/, `Modules`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from repro.model.families import family_of_processor
 IGNORE = -100  # label value PyTorch's cross-entropy skips
 
 ImageLike = bytes | Image.Image
-# A prompt's images, one per <image> in order: None (none), one image, or a sequence (a demonstration's first)
+# A prompt's images, one per image placeholder in order: None (none), one image, or a sequence (a demonstration's first)
 PromptImages = ImageLike | Sequence[ImageLike] | None
 
 

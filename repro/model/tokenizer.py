@@ -11,17 +11,17 @@ from collections.abc import Iterable
 from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from repro.model.families.llava import IMAGE_TOKEN  # the tiny model is a LLaVA
+from repro.model.families.llava import IMAGE_TOKEN, TURN_WORDS  # the tiny model is a LLaVA
 
 UNK, PAD, BOS, EOS, IMAGE = "<unk>", "<pad>", "<s>", "</s>", IMAGE_TOKEN
 SPECIALS = (UNK, PAD, BOS, EOS)  # ids 0..3, fixed so every vocabulary agrees on them
 # Always in the vocabulary, whatever the texts: the prompt skeleton and the answer letters.
-BASE_WORDS = ("USER", "ASSISTANT", "A", "B", "C", "D", ":", ".", "?", ",", "!", "'", "(", ")", "-")
+BASE_WORDS = (*TURN_WORDS, "A", "B", "C", "D", ":", ".", "?", ",", "!", "'", "(", ")", "-")
 
 
 def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
     # Whitespace split, then every punctuation character on its own ("A:" -> "A", ":"), so option
-    # letters and the colon after ASSISTANT are tokens of their own.
+    # letters and the colon after the assistant's turn word are tokens of their own.
     return pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"[^\w\s]"), behavior="isolated")]
     )
@@ -32,7 +32,7 @@ def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     pre = _pre_tokenizer()
     words: set[str] = set(BASE_WORDS)
     for text in texts:
-        # "<image>" and "</s>" may appear in training text: they are added tokens, not words.
+        # the image token and "</s>" may appear in training text: they are added tokens, not words.
         for special in (IMAGE, *SPECIALS):
             text = text.replace(special, " ")
         words.update(piece for piece, _ in pre.pre_tokenize_str(text))
@@ -56,5 +56,5 @@ def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
         pad_token=PAD,
         bos_token=BOS,
         eos_token=EOS,
-        extra_special_tokens={"image_token": IMAGE},  # LlavaProcessor reads tokenizer.image_token
+        extra_special_tokens={"image_token": IMAGE},  # the processor reads tokenizer.image_token
     )

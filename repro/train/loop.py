@@ -18,7 +18,7 @@ from repro.progress import progress
 
 @dataclass(frozen=True)
 class Example:
-    """One training text: `prompt` (up to and including "ASSISTANT:"), `answer`, optional image bytes."""
+    """One training text: `prompt` (up to where the answer starts), `answer`, optional image bytes."""
 
     prompt: str
     answer: str

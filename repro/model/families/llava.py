@@ -41,6 +41,7 @@ from repro.registry import Registry
 
 IMAGE_TOKEN = "<image>"
 EOS = "</s>"
+TURN_WORDS = ("USER", "ASSISTANT")  # the Vicuna turns' words: always in the tiny model's word vocabulary
 
 # LLaVA-1.5's conversation template "vicuna_v1" (haotian-liu/LLaVA llava/conversation.py), which its MMBench
 # evaluation uses (scripts/v1_5/eval/mmbench.sh: --conv-mode vicuna_v1): system prompt, then
