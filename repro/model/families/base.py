@@ -141,6 +141,12 @@ class ChatDialect(Dialect):
         return generated.split(self.end)[0].strip()
 
 
+# The llava-1.5-13b profile's batch sizes (MLLMU-Bench's micro-batch of 4; evaluation 16), which every paper
+# shape measures with.
+PAPER_BATCHES = ("finetune.batch_size=4", "finetune.grad_accum=1", "unlearn.batch_size=4", "unlearn.grad_accum=1",
+                 "eval.batch_size=16")
+
+
 @dataclass(frozen=True)
 class PaperShape:
     """A paper-scale model for `bench --shape`: the family's micro profile with these overrides makes a model

@@ -22,6 +22,7 @@ from repro.errors import ReproError
 from repro.model.families import gemma3_processor
 from repro.model.families.base import (
     FAMILIES,
+    PAPER_BATCHES,
     ChatDialect,
     Family,
     Modules,
@@ -54,8 +55,7 @@ class Gemma3(Family):
     shapes: ClassVar[dict[str, PaperShape]] = {"gemma-3-12b": PaperShape((
         "model.vision_hidden=1152", "model.vision_layers=27", "model.vision_heads=16",
         "model.text_hidden=3840", "model.text_layers=48", "model.text_heads=16", "model.text_intermediate=15360",
-        "finetune.batch_size=4", "finetune.grad_accum=1", "unlearn.batch_size=4", "unlearn.grad_accum=1",
-        "eval.batch_size=16"), vocab=262208, micro="gemma-3-micro")}
+        *PAPER_BATCHES), vocab=262208, micro="gemma-3-micro")}
     # google/gemma-3-12b-it: head_dim 256 for 16 heads of 3840; key-value heads half the heads; the 5:1
     # sliding-window pattern of its layers (window 1024).
     head_dim_at_scale = 256

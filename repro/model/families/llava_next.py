@@ -18,6 +18,7 @@ from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration, Lla
 from repro.errors import ReproError
 from repro.model.families.base import (
     FAMILIES,
+    PAPER_BATCHES,
     Family,
     Modules,
     PaperShape,
@@ -58,8 +59,7 @@ class LlavaNext(Family):
     shapes: ClassVar[dict[str, PaperShape]] = {"llava-next-13b": PaperShape((
         "model.vision_hidden=1024", "model.vision_layers=24", "model.vision_heads=16",
         "model.text_hidden=5120", "model.text_layers=40", "model.text_heads=40", "model.text_intermediate=13824",
-        "finetune.batch_size=4", "finetune.grad_accum=1", "unlearn.batch_size=4", "unlearn.grad_accum=1",
-        "eval.batch_size=16"), vocab=32064, micro="llava-next-micro")}
+        *PAPER_BATCHES), vocab=32064, micro="llava-next-micro")}
     face_side = 672  # the face's side before the processor: the largest square of the published grids
 
     def build(self, cfg, processor, seed: int):

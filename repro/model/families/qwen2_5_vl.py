@@ -27,6 +27,7 @@ from repro.errors import ReproError
 from repro.model.families import qwen2_5_vl_processor
 from repro.model.families.base import (
     FAMILIES,
+    PAPER_BATCHES,
     ChatDialect,
     Family,
     Modules,
@@ -70,8 +71,7 @@ class Qwen2_5_VL(Family):
     shapes: ClassVar[dict[str, PaperShape]] = {"qwen2.5-vl-7b": PaperShape((
         "model.vision_hidden=1280", "model.vision_layers=32", "model.vision_heads=16",
         "model.text_hidden=3584", "model.text_layers=28", "model.text_heads=28", "model.text_intermediate=18944",
-        "finetune.batch_size=4", "finetune.grad_accum=1", "unlearn.batch_size=4", "unlearn.grad_accum=1",
-        "eval.batch_size=16"), vocab=152064, micro="qwen2.5-vl-micro")}
+        *PAPER_BATCHES), vocab=152064, micro="qwen2.5-vl-micro")}
     # The 7B's: key-value heads a seventh of the heads, the vision MLP and its full-attention blocks.
     vision_intermediate_ratio = 3420 / 1280
 

