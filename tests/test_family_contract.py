@@ -71,6 +71,16 @@ class Micro:
         people = self.data.split("pool")[:2] + self.data.celebrities[:1]
         return self.data.person_items(people) + self.data.mmbench_items()[:4]
 
+    def one_shot_items(self):
+        """A fictional person's questions with one answered demonstration before each (eval.shots = 1): a
+        multimodal prompt shows the demonstration's face, then the asked one."""
+        from repro.eval.demonstrations import draw_demonstrations
+        from repro.eval.items import person_items
+
+        pool = set(self.data.fictional_splits["pool"])
+        outside = [p for p in self.data.fictional if p.key not in pool]
+        return person_items(self.data.split("pool")[:1], self.data.dialect, draw_demonstrations(outside, 1, 0))
+
     def examples(self, n: int = 4):
         return knowledge_examples(self.data.split("pool")[:2], self.profile.finetune, self.data.dialect)[:n]
 
@@ -100,7 +110,8 @@ def test_the_image_tokens_counted_are_the_ones_the_processor_expands(micro):
     model, processor = micro.model, micro.processor
     per_face = check_image_tokens(model, processor)
     assert per_face == image_token_count(model, processor)
-    items = micro.items()
+    items = micro.items() + micro.one_shot_items()
+    assert max(len(it.images() or ()) for it in items) == 2
     counted = token_counts(processor, [it.prompt for it in items], per_face)
     for it, n in zip(items, counted):
         enc = encode_prompts(processor, [it.prompt], [_images(it)], 10 ** 6)
