@@ -79,7 +79,7 @@ def _example_texts(people, cfg, dialect) -> list[Encoded]:
 def _model_shape(profile: Profile, data) -> tuple[object, int, int, int | None]:
     """(processor, image tokens per image, context, parameter count) without loading any weights: a model
     built from config is built on the meta device (no memory), a checkpoint's config read alone."""
-    from repro.model.factory import build_model, check_model_source, context_length
+    from repro.model.factory import build_model, check_model_source, config_context, context_length
     from repro.model.families import family_named
 
     m = profile.model
@@ -105,7 +105,7 @@ def _model_shape(profile: Profile, data) -> tuple[object, int, int, int | None]:
                          f"model.family {m.family!r} reads {model_class.config_class.__name__})")
     with torch.device("meta"):
         params = sum(p.numel() for p in model_class(config).parameters())
-    return processor, family.image_tokens(config, processor), family.context(config), params
+    return processor, family.image_tokens(config, processor), config_context(config), params
 
 
 def _lengths(pf: Preflight, processor, groups: dict[str, tuple[list[Encoded], int, str]], image_tokens: int) -> None:

@@ -127,7 +127,12 @@ def save_model(model, processor, out_dir: str | os.PathLike) -> Path:
 def context_length(model) -> int:
     """The longest sequence the language model reads (LLaVA-1.5: 4,096): the limit of an evaluation prompt
     plus its generated answer. model.max_length is a training budget, not this."""
-    return int(model.config.get_text_config().max_position_embeddings)
+    return config_context(model.config)
+
+
+def config_context(config) -> int:
+    """`context_length` from a model's config alone (the pre-flight reads no weights)."""
+    return int(config.get_text_config().max_position_embeddings)
 
 
 def image_token_count(model, processor) -> int:

@@ -200,10 +200,6 @@ class Family(ABC):
     def image_tokens(self, config, processor) -> int:
         """Image tokens one face becomes (fixed per profile), from the model's config and the processor."""
 
-    def context(self, config) -> int:
-        """The longest sequence the language model reads."""
-        return int(config.text_config.max_position_embeddings)
-
     def placeholder_extra(self, processor, image_tokens: int) -> int:
         """Tokens the processor adds for each image placeholder beyond the text's own: it replaces the one
         image token of the placeholder (LLaVA's `<image>`, Qwen's `<|image_pad|>`) by the image's tokens."""
