@@ -9,7 +9,8 @@ its real processor from `pulse-repro assets fetch`), the way tests/test_method_c
 - the training labels cover exactly the answer and the end-of-answer token;
 - a saved model loads back equal, its file in the hub's key layout;
 - a prompt holds the question and its options to the character;
-- asking for the answer positions' logits only (model.answer_logits) gives the same loss.
+- asking for the answer positions' logits only (model.answer_logits) gives the same loss;
+- the image-feature cache (repro/model/image_features.py) encodes every batch as the processor alone does.
 
 Without a family's processor these tests skip, saying how to fetch it; with PULSE_REQUIRE_ASSETS set they fail.
 """
@@ -31,6 +32,7 @@ from repro.experiments.base_model import processor_to_build
 from repro.experiments.data import RunData
 from repro.model.factory import build_model, check_image_tokens, image_token_count, load_model, save_model
 from repro.model.families import FAMILIES, family_named
+from repro.model.image_features import CachedImageProcessor
 from repro.model.lora import attach_lora
 from repro.model.prompts import (
     IGNORE,
@@ -118,6 +120,30 @@ def test_the_image_tokens_counted_are_the_ones_the_processor_expands(micro):
         assert n == enc["input_ids"].shape[1], it.uid
         faces = len(it.images() or ())
         assert int((enc["input_ids"] == model.config.image_token_id).sum()) == faces * per_face, it.uid
+
+
+def test_the_image_feature_cache_encodes_every_batch_as_the_processor_alone(micro):
+    """Mixed batches (faces, text-only rows, one-shot prompts with two faces, MMBench's images), each encoded
+    twice by the cached processor (the second from the cache), equal the uncached processor's tensors."""
+    import copy
+
+    cached = micro.processor
+    assert isinstance(cached.image_processor, CachedImageProcessor)
+    plain = copy.copy(cached)
+    plain.image_processor = cached.image_processor.wrapped
+    items = micro.items() + micro.one_shot_items()
+    batches = [items[i:i + 5] for i in range(0, len(items), 5)] + [items[::-3]]
+    for _ in range(2):
+        for batch in batches:
+            args = ([it.prompt for it in batch], [_images(it) for it in batch], 10 ** 6)
+            want, got = encode_prompts(plain, *args), encode_prompts(cached, *args)
+            assert want.keys() == got.keys()
+            for key in want:
+                assert torch.equal(want[key], got[key]), key
+    examples = micro.examples()
+    train = [(e.prompt, e.answer, e.image) for e in examples]
+    for key, value in encode_training_batch(plain, train, 10 ** 6).items():
+        assert torch.equal(value, encode_training_batch(cached, train, 10 ** 6)[key]), key
 
 
 def test_the_training_labels_cover_exactly_the_answer_and_its_end_token(micro):

@@ -16,6 +16,7 @@ from repro.atomic import temporary_dir
 from repro.config import ModelConfig
 from repro.errors import ReproError
 from repro.model.families import family_named, family_of_processor
+from repro.model.image_features import with_cached_images
 
 
 def build_tiny_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 0):
@@ -26,14 +27,14 @@ def build_tiny_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed:
 
 def tiny_processor(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase):
     """The processor of a model built from config with the kit's own tokenizer."""
-    return family_named(cfg.family).word_processor(cfg, tokenizer)
+    return with_cached_images(family_named(cfg.family).word_processor(cfg, tokenizer))
 
 
 def load_processor(directory: Path, family: str = "llava"):
     """The family's processor from a directory laid out as a hub snapshot (`pulse-repro assets fetch` writes one)."""
     fam = family_named(family)
     try:
-        return fam.load_processor(directory)
+        return with_cached_images(fam.load_processor(directory))
     except (OSError, ValueError) as exc:
         raise ReproError(f"processor {directory}: cannot load a {fam.name} processor ({exc})") from exc
 
@@ -93,7 +94,7 @@ def load_model(source: str, dtype: str = "auto", device: torch.device | str = "c
     try:
         # trust_remote_code is never passed: every family is in transformers, no repository code runs.
         model = fam.model_class().from_pretrained(source, dtype=torch_dtype, use_safetensors=True)
-        processor = fam.load_processor(Path(source) if Path(source).is_dir() else source)
+        processor = with_cached_images(fam.load_processor(Path(source) if Path(source).is_dir() else source))
     except (OSError, ValueError) as exc:
         raise ReproError(f"model source {source}: cannot load a {fam.name} checkpoint ({exc})") from exc
     return model.to(device).eval(), processor
