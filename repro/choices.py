@@ -17,6 +17,7 @@ from repro.model.families import FAMILIES, family_named
 from repro.model.lora import TARGETS
 from repro.train.methods import get_method, method_params
 from repro.train.reference import REFERENCE_MODES
+from repro.value_ranges import check_value_ranges
 
 
 def load_profile(name_or_path: str = "tiny", overrides: Sequence[str] = ()) -> Profile:
@@ -55,11 +56,8 @@ def check_choices(profile: Profile, methods: Iterable[str] = (), targets: Iterab
             if get_method(name).reference_everywhere:
                 raise ConfigError(f"unlearning method {name!r} reads the logits at every position, which "
                                   "model.answer_logits = true does not compute; set it false for this method")
-    if profile.eval.generate_tokens < 1:
-        raise ConfigError(f"eval.generate_tokens {profile.eval.generate_tokens}: must be at least 1")
+    check_value_ranges(profile)
     check_batch_size(profile.eval.batch_size)
-    if profile.eval.shots < 0:
-        raise ConfigError(f"eval.shots {profile.eval.shots}: must be 0 or more")
     if profile.model.processor and profile.model.source != "tiny":
         raise ConfigError(f"model.processor {profile.model.processor!r}: only a model built from config "
                           f"(model.source = \"tiny\") takes a separate processor; {profile.model.source!r} "

@@ -108,7 +108,8 @@ def _model_shape(profile: Profile, data) -> tuple[object, int, int, int | None]:
     return processor, family.image_tokens(config, processor), config_context(config), params
 
 
-def _lengths(pf: Preflight, processor, groups: dict[str, tuple[list[Encoded], int, str]], image_tokens: int) -> None:
+def _lengths(pf: Preflight, processor, groups: dict[str, tuple[list[Encoded], int, str]], image_tokens: int,
+             shots: int = 0) -> None:
     pf.lines.append(f"{'lengths':<10}{'what':<28}{'items':>7}{'max':>7}{'p99':>7}{'limit':>7}")
     for what, (texts, limit, why) in groups.items():
         if not texts:
@@ -118,14 +119,17 @@ def _lengths(pf: Preflight, processor, groups: dict[str, tuple[list[Encoded], in
                         f"{limit:>7}")
         over = [(n, t) for n, t in zip(lengths, texts) if n > limit]
         for n, t in over[:5]:
-            pf.problems.append(f"{t.name}: {n} tokens, over {why} ({limit}); {_fix(what, n)}")
+            pf.problems.append(f"{t.name}: {n} tokens, over {why} ({limit}); {_fix(what, n, shots)}")
         if len(over) > 5:
             pf.problems.append(f"... and {len(over) - 5} more {what} over {limit} tokens")
 
 
-def _fix(what: str, n: int) -> str:
+def _fix(what: str, n: int, shots: int = 0) -> str:
     if "example" in what:
         return f"raise model.max_length to at least {n} (training examples are never truncated)"
+    if shots and what.startswith("people"):
+        return (f"eval.shots = {shots} puts {shots} answered question(s), each with its face, before it: lower "
+                "eval.shots, or use a longer-context model")
     return "the model's context cannot hold it: leave the question out of the data, or use a longer-context model"
 
 
@@ -243,7 +247,7 @@ def preflight(profile: Profile, units: Path | None = None) -> Preflight:
                                        profile.model.max_length, "model.max_length"),
         "celebrity examples (train)": (_example_texts(celebrities, profile.finetune, data.dialect),
                                        profile.model.max_length, "model.max_length"),
-    }, image_tokens)
+    }, image_tokens, e.shots)
     _gpu(pf, profile, params)
     _disk_and_cache(pf, profile, units or default_units_dir(), params)
     return pf
