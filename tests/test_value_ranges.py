@@ -44,6 +44,6 @@ def test_the_preflight_refuses_it_in_one_line(override, capsys):
 
 
 def test_shots_the_context_cannot_hold_are_refused_naming_eval_shots(capsys):
-    assert main(["preflight", "--set", "eval.shots=7"]) == 2
+    assert main(["preflight", "--set", "eval.shots=7"]) == 1  # problems found (2: refused)
     out = capsys.readouterr()
     assert "lower eval.shots" in out.out + out.err
