@@ -1,4 +1,5 @@
-"""The `pulse-repro` command line. Every command takes --profile and --set."""
+"""The `pulse-repro` command line. The commands that run a profile take --profile and --set; building the
+parser loads no model code, so `--help` answers at once."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-from repro.choices import load_profile
 from repro.config import available_profiles
 from repro.environment import NATIVE
 from repro.errors import ReproError
@@ -246,6 +246,8 @@ def _dispatch(args) -> int:
         from repro.bench.run import bench_command
 
         return bench_command(args)
+    from repro.choices import load_profile  # here: torch and transformers load only once a command runs
+
     args.profile_obj = load_profile(args.profile, args.overrides)
     if args.command == "fetch":
         return _fetch(args)
