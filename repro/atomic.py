@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from repro.errors import ReproError
+
 
 def _umask() -> int:
     mask = os.umask(0o022)  # the only way to read it is to set it: put it straight back
@@ -40,3 +42,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def output_dir(path: str | os.PathLike[str], what: str) -> Path:
+    """`path` as a directory to write `what` into, made with its parents; a file in the way, or a place that
+    cannot be written, is one line naming it (ReproError), not an OSError from deep in a writer."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ReproError(f"{path}: a file is in the way of the directory for {what}: move it or give another path") from None
+    except NotADirectoryError:
+        raise ReproError(f"{path}: a file is in the way of the directory for {what} (a parent is a file)") from None
+    except OSError as exc:
+        raise ReproError(f"{path}: cannot make the directory for {what} ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ReproError(f"{path}: cannot write {what} there (no permission)")
+    return path

@@ -134,7 +134,7 @@ def fake_runner(values: dict[tuple[str, int], float], capability: dict[str, str]
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "results.jsonl").write_text(json.dumps(record(values[isa, seed])) + "\n")
         (run_dir / "environment.json").write_text(json.dumps(env(capability[isa])))
-        (run_dir / "profile.json").write_text(json.dumps({"seed": seed, "eval": {"bootstrap_resamples": 200 + seed}}))
+        (run_dir / "profile.json").write_text(json.dumps({"name": "tiny", "seed": seed, "eval": {"bootstrap_resamples": 200 + seed}}))
     return run_one, calls
 
 

@@ -478,10 +478,10 @@ def test_verify_run_refuses_empty_or_mixed_results(tmp_path):
         verify_run(write_run(tmp_path, mixed), PAPER_FILE)
 
 
-def test_verify_run_notes_a_golden_file_for_another_profile(tmp_path, capsys):
-    records = [{**r, "profile": "tiny"} for r in paper_records()]
-    assert verify_run(write_run(tmp_path, records), PAPER_FILE) == 0  # checked anyway; here it all holds
-    assert "is for profile 'llava-1.5-13b', this run is 'tiny'" in capsys.readouterr().out
+def test_verify_run_refuses_a_golden_file_for_another_profile(tmp_path):
+    records = [{**r, "profile": "tiny"} for r in paper_records()]  # every range and claim would hold
+    with pytest.raises(ReproError, match="holds the golden ranges of profile 'llava-1.5-13b'.* of 'tiny'"):
+        verify_run(write_run(tmp_path, records), PAPER_FILE)
 
 
 # ---- how `all` ends ------------------------------------------------------------------------------------

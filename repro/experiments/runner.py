@@ -21,6 +21,7 @@ from repro.eval.metrics import person_accuracy
 from repro.experiments.results import ResultsFile
 from repro.experiments.session import Session
 from repro.experiments.unlearn import unlearn_request
+from repro.run_profile import read_run_profile
 from repro.train.loop import Diverged
 
 PAPER_TARGET = "proj+llm"  # paper section 4: projector and language model are updated
@@ -239,6 +240,6 @@ def _verify(run_dir: Path) -> int:
 
 
 def run_dir_profile(run_dir: Path) -> str:
-    return json.loads((run_dir / "profile.json").read_text())["name"]
+    return read_run_profile(run_dir).name
 
 

@@ -7,7 +7,6 @@ the time left is the mean wall time of the units this run made, times the units 
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from repro.experiments.provenance import KINDS, read_units
 from repro.experiments.results import read_results
 from repro.experiments.runner import MODALITY_TARGETS, PAPER_TARGET
 from repro.jsonl import read_jsonl
+from repro.run_profile import read_run_profile
 
 
 def plan(profile: dict) -> dict[tuple[str, str, str], int]:
@@ -48,7 +48,7 @@ def run_status(run_dir: Path, now: float | None = None) -> str:
         if seeds:
             return "\n\n".join(run_status(p, now) for p in seeds)
         raise ReproError(f"{run_dir}: not a run directory (no profile.json): give the --out of `pulse-repro all`")
-    profile = json.loads((run_dir / "profile.json").read_text())
+    profile = read_run_profile(run_dir).data
     records, units = read_results(run_dir / "results.jsonl"), read_units(run_dir)
     diverged = {(d["experiment"], d["method"], d["target"]): int(d["request"])
                 for d in read_jsonl(run_dir / "diverged.jsonl") if {"experiment", "request"} <= set(d)}

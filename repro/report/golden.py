@@ -256,6 +256,8 @@ def load_golden(path: Path) -> Golden:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ReproError(f"{path}: golden file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, unreadable, not text
+        raise ReproError(f"{path}: cannot be read as a golden file ({getattr(exc, 'strerror', None) or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ReproError(f"{path}: not valid TOML: {exc}") from None
     unknown = sorted(set(data) - {"golden", "number", "claim"})

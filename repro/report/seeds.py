@@ -5,18 +5,19 @@ holds."""
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from pathlib import Path
 
 from tabulate import tabulate
 
+from repro.atomic import output_dir
 from repro.errors import ReproError
 from repro.eval.intervals import interval_fields
 from repro.experiments.results import IDENTITY, read_results
 from repro.report.evidence import Evidence
 from repro.report.tables import render_tables  # one way: tables knows nothing of seeds
+from repro.run_profile import read_run_profile
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
 
@@ -84,15 +85,14 @@ def write_seeds_report(parent: Path) -> Path:
     if not dirs:
         raise ReproError(f"{parent}: no seed-N run directories with results (pulse-repro all --seeds ... --out {parent})")
     runs = {s: read_results(d / "results.jsonl") for s, d in dirs.items()}
-    first = json.loads((next(iter(dirs.values())) / "profile.json").read_text())
-    resamples = int(first.get("eval", {}).get("bootstrap_resamples", 1000))
+    first = read_run_profile(next(iter(dirs.values())))
+    resamples = first.resamples
     pooled = pooled_records(runs, resamples, 0)
     per_seed = list(runs.values())
-    text = (f"# {first.get('name')} over seeds {', '.join(map(str, runs))}\n\n"
+    text = (f"# {first.name} over seeds {', '.join(map(str, runs))}\n\n"
             + render_tables(pooled, Evidence(pooled, resamples, 0), per_seed) + "\n"
-            + claims_across_seeds(runs, str(first.get("name")), resamples) + "\n")
-    out = parent / "report"
-    out.mkdir(parents=True, exist_ok=True)
+            + claims_across_seeds(runs, first.name, resamples) + "\n")
+    out = output_dir(parent / "report", "the report")
     (out / "tables.md").write_text(text)
     print(text)
     f3s, f4s = [figure3(r) for r in per_seed], [figure4(r) for r in per_seed]

@@ -5,11 +5,11 @@ says nothing of this run. (Settings that only add records, such as eval.benchmar
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from repro.config import EvalConfig, available_profiles, read_profile
+from repro.run_profile import read_run_profile
 
 MEASURING = ("scoring", "shots", "mmbench_template", "mmbench_answer", "generate_tokens")
 
@@ -31,11 +31,10 @@ def recorded_settings(meta: dict[str, Any], profile: str | None) -> dict[str, An
 
 
 def run_eval(run_dir: Path) -> dict[str, Any] | None:
-    """The eval table of a run's profile.json; None when the run has none (or no readable profile.json)."""
-    try:
-        return json.loads((run_dir / "profile.json").read_text()).get("eval")
-    except (FileNotFoundError, json.JSONDecodeError):
+    """The eval table of a run's profile.json; None when the run has no profile.json (a malformed one: ReproError)."""
+    if not (run_dir / "profile.json").exists():
         return None
+    return read_run_profile(run_dir).eval
 
 
 def settings_differences(run_dir: Path, meta: dict[str, Any], profile: str | None) -> list[str]:

@@ -4,7 +4,6 @@ pooled interval (repro/report/seeds.py)."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from repro.report.views import (
     table_b_cells,
     task_cells,
 )
+from repro.run_profile import run_bootstrap
 
 SPLIT_NAMES = {"unlearn": "D_unlearn", "retain": "D_retain", "mmbench": "MMBench"}
 INTERVAL_NOTE = ("Each number is followed by its 95% interval, a bootstrap over people (over questions for "
@@ -105,8 +105,4 @@ def render_tables(records: list[dict], ev: Evidence | None = None, per_seed: lis
 
 def run_evidence(run_dir: Path, records: list[dict]) -> Evidence:
     """The run's records with its profile's bootstrap settings (resamples, seed)."""
-    try:
-        profile = json.loads((run_dir / "profile.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        profile = {}
-    return Evidence(records, int(profile.get("eval", {}).get("bootstrap_resamples", 1000)), int(profile.get("seed", 0)))
+    return Evidence(records, *run_bootstrap(run_dir))

@@ -24,6 +24,7 @@ from repro.report.golden import (
     load_golden,
 )
 from repro.report.settings import run_eval, settings_differences
+from repro.run_profile import run_bootstrap
 
 HEADERS = ("name", "expected", "measured", "verdict")
 
@@ -81,9 +82,6 @@ def render_verdict(numbers: list[Verdict], claims: list[Verdict], golden: Golden
     widths = None if markdown else [None, 60, 60, None]
     parts = [environment] if environment else []
     parts.append(f"{'# ' if markdown else ''}Verdict: {run_dir} against {golden.path} (run profile {profile})")
-    if golden.profile is not None and golden.profile != profile:
-        parts.append(f"note: {golden.path.name} is for profile {golden.profile!r}, this run is {profile!r}; "
-                     "its numbers are not expected to hold here")
     for title, verdicts in (("Numbers", numbers), ("Claims", claims)):
         if verdicts:
             sampling = any(v.sampling for v in verdicts)
@@ -121,6 +119,9 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
         raise ReproError(f"{results}: no results to verify")
     profile = run_profile(records, results)
     spec = load_golden(golden if golden is not None else golden_for_run(run_dir, profile))
+    if spec.profile is not None and spec.profile != profile:
+        raise ReproError(f"{spec.path} holds the golden ranges of profile {spec.profile!r}, and {run_dir} is a run "
+                         f"of {profile!r}: give its own file (or none: golden/<profile>.toml)")
     if not spec.numbers and not spec.claims:
         raise ReproError(f"{spec.path}: no [[number]] or [[claim]] entries: nothing to verify")
     diffs = environment_differences(run_dir, spec)
@@ -175,8 +176,4 @@ def run_benchmarks(run_dir: Path) -> set[str]:
 
 def bootstrap_settings(run_dir: Path) -> tuple[int, int]:
     """(resamples, seed) of the run's profile, for the claims' intervals; the defaults without one."""
-    try:
-        profile = json.loads((run_dir / "profile.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return 1000, 0
-    return int(profile.get("eval", {}).get("bootstrap_resamples", 1000)), int(profile.get("seed", 0))
+    return run_bootstrap(run_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from repro.atomic import output_dir
 from repro.errors import ReproError
 from repro.experiments.provenance import read_units
 from repro.experiments.results import read_results
@@ -23,8 +24,7 @@ def write_report(run_dir: Path) -> Path:
     records = read_results(run_dir / "results.jsonl")
     if not records:
         raise ReproError(f"{run_dir / 'results.jsonl'}: no results to report")
-    out = run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(run_dir / "report", "the report")
     text = render_tables(records, run_evidence(run_dir, records)) + "\n" + render_what_was_run(read_units(run_dir))
     (out / "tables.md").write_text(text)
     print(text)
