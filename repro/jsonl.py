@@ -24,6 +24,29 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
+def read_jsonl_lines(path: Path) -> tuple[list[tuple[int, dict]], list[int], bool]:
+    """(line number, record) of every whole record of `path`; the numbers of the other non-empty lines; and
+    whether the last line is torn (not a record, no newline after it: a run writing it, or killed mid-write),
+    which is not among the others."""
+    if not path.exists():
+        return [], [], False
+    text = path.read_text(errors="replace")
+    records, bad = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append((number, record))
+        else:
+            bad.append(number)
+    torn = bool(bad) and not text.endswith("\n") and bad[-1] == len(text.splitlines())
+    return records, bad[:-1] if torn else bad, torn
+
+
 class AppendLog:
     """Appends records, skipping any whose identity the file already holds (a resumed run offers them again)."""
 

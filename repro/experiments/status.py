@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from repro.errors import ReproError
 from repro.experiments.provenance import KINDS, read_units
-from repro.experiments.results import read_results
+from repro.experiments.results import checked_results
 from repro.experiments.runner import MODALITY_TARGETS, PAPER_TARGET
 from repro.jsonl import read_jsonl
 from repro.run_profile import read_run_profile
@@ -49,12 +49,17 @@ def run_status(run_dir: Path, now: float | None = None) -> str:
             return "\n\n".join(run_status(p, now) for p in seeds)
         raise ReproError(f"{run_dir}: not a run directory (no profile.json): give the --out of `pulse-repro all`")
     profile = read_run_profile(run_dir).data
-    records, units = read_results(run_dir / "results.jsonl"), read_units(run_dir)
+    records, problems, notice = checked_results(run_dir / "results.jsonl")
+    units = read_units(run_dir)
     diverged = {(d["experiment"], d["method"], d["target"]): int(d["request"])
                 for d in read_jsonl(run_dir / "diverged.jsonl") if {"experiment", "request"} <= set(d)}
     measured = {(r["experiment"], r["method"], r["target"], r["step"]) for r in records}
     rows, total, left_measures, left_requests = [], 0, 0, 0
-    for cell, last in plan(profile).items():
+    try:
+        cells = plan(profile)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReproError(f"{run_dir / 'profile.json'}: not a whole profile ({type(exc).__name__}: {exc})") from None
+    for cell, last in cells.items():
         stop = diverged.get(cell)
         wanted = range(stop if stop is not None else last + 1)
         done = sum((*cell, step) in measured for step in wanted)
@@ -68,6 +73,9 @@ def run_status(run_dir: Path, now: float | None = None) -> str:
              f"{total - left_measures} of {total} measurements done"
              + ("; finished (stages.json written)" if finished else "")]
     lines.append(tabulate(rows, ["experiment", "method", "target", "measured", ""], tablefmt="simple"))
+    # status is read while a run goes on: bad records are warned of (report and verify refuse them)
+    lines += [f"warning: {problem} (left out; report and verify refuse the file)" for problem in problems]
+    lines += [f"note: {notice}"] if notice else []
     made = {kind: [u for u in units if u["kind"] == kind and u.get("made")] for kind in KINDS}
     found = sum(not u.get("made") for u in units)
     lines.append("units: " + ", ".join(f"{len(v)} {k} made" for k, v in made.items())

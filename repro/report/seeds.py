@@ -14,7 +14,7 @@ from tabulate import tabulate
 from repro.atomic import output_dir
 from repro.errors import ReproError
 from repro.eval.intervals import interval_fields
-from repro.experiments.results import IDENTITY, read_results
+from repro.experiments.results import IDENTITY, judged_results
 from repro.report.evidence import Evidence
 from repro.report.tables import render_tables  # one way: tables knows nothing of seeds
 from repro.run_profile import read_run_profile
@@ -84,7 +84,7 @@ def write_seeds_report(parent: Path) -> Path:
     dirs = seed_runs(parent)
     if not dirs:
         raise ReproError(f"{parent}: no seed-N run directories with results (pulse-repro all --seeds ... --out {parent})")
-    runs = {s: read_results(d / "results.jsonl") for s, d in dirs.items()}
+    runs = {s: judged_results(d / "results.jsonl") for s, d in dirs.items()}
     first = read_run_profile(next(iter(dirs.values())))
     resamples = first.resamples
     pooled = pooled_records(runs, resamples, 0)

@@ -13,7 +13,7 @@ from repro.config import EvalConfig
 from repro.environment import differences
 from repro.errors import ReproError
 from repro.eval.benchmarks import benchmark_of
-from repro.experiments.results import read_results
+from repro.experiments.results import judged_results
 from repro.report.golden import (
     Golden,
     Verdict,
@@ -114,7 +114,7 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
     unless `strict`; claims always count."""
     run_dir = Path(run_dir)
     results = run_dir / "results.jsonl"
-    records = read_results(results)
+    records = judged_results(results)
     if not records:
         raise ReproError(f"{results}: no results to verify")
     profile = run_profile(records, results)

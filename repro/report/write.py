@@ -8,7 +8,7 @@ from pathlib import Path
 from repro.atomic import output_dir
 from repro.errors import ReproError
 from repro.experiments.provenance import read_units
-from repro.experiments.results import read_results
+from repro.experiments.results import judged_results
 from repro.report.figures import plot_figure3, plot_figure4
 from repro.report.seeds import seed_runs, write_seeds_report
 from repro.report.tables import render_tables, run_evidence
@@ -21,7 +21,7 @@ def write_report(run_dir: Path) -> Path:
     directory of seed-N runs (`all --seeds`) gets the report across seeds."""
     if not (run_dir / "results.jsonl").exists() and seed_runs(run_dir):
         return write_seeds_report(run_dir)
-    records = read_results(run_dir / "results.jsonl")
+    records = judged_results(run_dir / "results.jsonl")
     if not records:
         raise ReproError(f"{run_dir / 'results.jsonl'}: no results to report")
     out = output_dir(run_dir / "report", "the report")
