@@ -129,9 +129,9 @@ def test_a_numbers_verdict_shows_the_interval_and_the_sampling_judgement(golden)
     with_interval = [record(21.0, ci_low=15.6, ci_high=29.6)]
     assert check_number(with_interval, paper_cell) == Verdict(
         "paper_cell", "22.5 +/- 2.5 = [20.0, 25.0]", "21.0 [15.6, 29.6]", True, "Table B", sampling="consistent")
-    # a count is exact: no interval, no sampling judgement, however the record is
+    # a count is exact: no interval, no sampling judgement, however the record is; no machine excuses it
     assert check_number(with_interval, questions) == Verdict(
-        "questions", "[250, 250]", "250", True, "protocol size")
+        "questions", "[250, 250]", "250", True, "protocol size", excusable=False)
     # no interval recorded: the value alone, no judgement
     assert check_number([record(30.0)], paper_cell) == Verdict(
         "paper_cell", "22.5 +/- 2.5 = [20.0, 25.0]", "30.0", False, "Table B")
@@ -139,7 +139,7 @@ def test_a_numbers_verdict_shows_the_interval_and_the_sampling_judgement(golden)
     min_max = NumberSpec("m", SEL, 20.0, 25.0, "s")
     assert check_number(with_interval, min_max).sampling == ""
     assert check_number([], paper_cell) == Verdict("paper_cell", "22.5 +/- 2.5 = [20.0, 25.0]", "missing", False,
-                                                   "Table B")
+                                                   "Table B", excusable=False)  # a missing record: no machine's doing
 
 
 def critical_gap(se_run: float, paper_se, widest: float) -> float:

@@ -84,7 +84,7 @@ def tiny_environment_differs(tiny_run):
 @pytest.mark.parametrize("spec", NUMBERS, ids=[s.name for s in NUMBERS])
 def test_number(spec, tiny_records, tiny_environment_differs):
     verdict = check_number(tiny_records, spec)
-    if not verdict.passed and tiny_environment_differs:
+    if not verdict.passed and verdict.excusable and tiny_environment_differs:  # missing or miscounted: fails
         pytest.skip(f"outside a range recorded in another environment: {'; '.join(tiny_environment_differs)}")
     assert verdict.passed, failure_message(verdict, spec)
 

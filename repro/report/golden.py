@@ -65,6 +65,9 @@ class Verdict:
     # settings) is reported, not failed; `excuse` says which.
     excused: bool = False
     excuse: str = "ENV DIFFERS"
+    # Whether another environment can explain a miss: only a measured value that floats decide. A missing
+    # record, or a count (the protocol's size), fails on every machine.
+    excusable: bool = True
     # A claim whose 95% interval straddles its threshold: neither shown nor refuted by this run.
     inconclusive: bool = False
     # A number with a sampling interval, against the paper's value: "consistent" or "differs" (within or
@@ -338,7 +341,11 @@ def check_number(records: list[dict], spec: NumberSpec) -> Verdict:
     sampling = ""
     if spec.field == "accuracy" and spec.value is not None and value is not None:
         sampling = sampling_agreement(record, spec.value)
-    return Verdict(spec.name, spec.expected, measured, passed, spec.source, sampling=sampling)
+    excusable = value is not None and spec.field not in COUNT_FIELDS
+    return Verdict(spec.name, spec.expected, measured, passed, spec.source, sampling=sampling, excusable=excusable)
+
+
+COUNT_FIELDS = ("n", "clusters")  # what the protocol's size fixes, whatever the machine
 
 
 Z95 = 1.959964
