@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-import repro.train.recipes as recipes
 from repro.experiments.session import Session
 from repro.experiments.unlearn import unlearn_request
 from repro.model.prompts import IGNORE, encode_training_batch
+from repro.train import recipes
 from repro.train.examples import knowledge_examples
 
 
