@@ -11,8 +11,8 @@ from pathlib import Path
 from repro.config import available_profiles
 from repro.environment import NATIVE
 from repro.errors import ReproError
+from repro.experiments.results import EXPERIMENTS  # the record schema's; loads no model code
 
-EXPERIMENTS = ("finetuned", "pretrained", "sustainability", "modality")
 # The families' assets (repro.assets.ASSETS) and paper shapes (Family.shapes), written out so that building
 # the parser loads no model code; tests/test_families.py holds them to the registries.
 ASSET_NAMES = ("gemma-3", "llava-1.5", "llava-next", "qwen2.5-vl")

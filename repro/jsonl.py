@@ -10,18 +10,9 @@ from pathlib import Path
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Every whole record of `path` (none when it does not exist); safe to read while a run appends."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn line from a crash mid-write, or one being written: never data
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+    """Every whole record of `path` (none when it does not exist); safe to read while a run appends. A line
+    that is not a record (a torn one from a crash mid-write, or one being written) is never data."""
+    return [record for _, record in read_jsonl_lines(path)[0]]
 
 
 def read_jsonl_lines(path: Path) -> tuple[list[tuple[int, dict]], list[int], bool]:
@@ -31,8 +22,9 @@ def read_jsonl_lines(path: Path) -> tuple[list[tuple[int, dict]], list[int], boo
     if not path.exists():
         return [], [], False
     text = path.read_text(errors="replace")
+    lines = text.splitlines()
     records, bad = [], []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -43,7 +35,7 @@ def read_jsonl_lines(path: Path) -> tuple[list[tuple[int, dict]], list[int], boo
             records.append((number, record))
         else:
             bad.append(number)
-    torn = bool(bad) and not text.endswith("\n") and bad[-1] == len(text.splitlines())
+    torn = bool(bad) and not text.endswith("\n") and bad[-1] == len(lines)
     return records, bad[:-1] if torn else bad, torn
 
 

@@ -26,7 +26,8 @@ from repro.environment import (
 from repro.errors import ReproError
 from repro.report.golden import load_golden
 from repro.report.record import RecordedRun, covered_environments, number_ranges, record_golden
-from repro.report.verify import bootstrap_settings, verify_run
+from repro.report.verify import verify_run
+from repro.run_profile import run_bootstrap
 
 SEL = {"experiment": "finetuned", "method": "ga", "target": "proj+llm", "step": 1, "split": "unlearn",
        "modality": "all"}
@@ -171,7 +172,7 @@ def test_record_judges_each_runs_claims_as_verify_judges_that_run(tmp_path, monk
     record_golden(load_profile("tiny"), [0, 3], [NATIVE], tmp_path / "g.toml", tmp_path / "runs", 2.0, 30.0,
                   "cmd", [], run_one)
     assert set(judged) == {(40.0, 200, 0), (44.0, 203, 3)}
-    assert bootstrap_settings(tmp_path / "runs" / NATIVE / "seed-3") == (203, 3)
+    assert run_bootstrap(tmp_path / "runs" / NATIVE / "seed-3") == (203, 3)
 
 
 def test_record_refuses_a_cap_the_machine_did_not_take(tmp_path):

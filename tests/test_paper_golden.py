@@ -11,7 +11,8 @@ import pytest
 from repro.errors import ReproError
 from repro.experiments.results import read_results
 from repro.report.golden import GOLDEN_DIR, check_claim, check_number, failure_message, load_golden
-from repro.report.verify import bootstrap_settings, run_profile
+from repro.report.verify import run_profile
+from repro.run_profile import run_bootstrap
 
 PAPER = load_golden(GOLDEN_DIR / "paper.toml")
 
@@ -46,5 +47,5 @@ def test_number(spec, paper_run):
 def test_claim(spec, paper_run, results_dir):
     records, profile = paper_run
     _applicable(spec, profile)
-    verdict = check_claim(records, spec, *bootstrap_settings(results_dir))
+    verdict = check_claim(records, spec, *run_bootstrap(results_dir))
     assert verdict.passed, failure_message(verdict, spec)

@@ -20,7 +20,8 @@ from repro.experiments.runner import run_protocol
 from repro.experiments.session import Session
 from repro.experiments.unlearn import unlearn_request
 from repro.report.golden import GOLDEN_DIR, check_claim, check_number, failure_message, load_golden
-from repro.report.verify import bootstrap_settings, environment_differences
+from repro.report.verify import environment_differences
+from repro.run_profile import run_bootstrap
 
 TINY_FILE = GOLDEN_DIR / "tiny.toml"
 TINY = load_golden(TINY_FILE) if TINY_FILE.exists() else None
@@ -94,7 +95,7 @@ def test_claim(spec, tiny_run, tiny_records):
     """A claim recorded as holding in every recorded run holds on the run's values, and its 95% interval does
     not refute it (it may straddle the threshold: INCONCLUSIVE)."""
     points = [{k: v for k, v in r.items() if k != "per_cluster"} for r in tiny_records]  # values, no spread
-    settings = bootstrap_settings(tiny_run[1])  # as `pulse-repro verify` judges the run
+    settings = run_bootstrap(tiny_run[1])  # as `pulse-repro verify` judges the run
     verdict = check_claim(points, spec, *settings)
     assert verdict.passed, failure_message(verdict, spec)
     with_intervals = check_claim(tiny_records, spec, *settings)

@@ -29,7 +29,7 @@ from repro.errors import ReproError
 from repro.experiments.results import IDENTITY, read_results
 from repro.report.golden import GOLDEN_DIR, check_claim, load_golden
 from repro.report.settings import measuring
-from repro.report.verify import bootstrap_settings
+from repro.run_profile import run_bootstrap
 
 PAPER = GOLDEN_DIR / "paper.toml"
 
@@ -206,7 +206,7 @@ def record_golden(profile: Profile, seeds: list[int], isas: list[str], out: Path
                 raise ReproError(f"{run_dir}: asked for {isa}, torch dispatched to {env.get('cpu_capability')}: "
                                  "this machine cannot run that instruction set")
             runs.append(RecordedRun(isa, seed, read_results(run_dir / "results.jsonl"), env,
-                                    bootstrap_settings(run_dir)))
+                                    run_bootstrap(run_dir)))
     write_golden(out, profile, seeds, runs, margin, max_spread, command)
     print(f"wrote {out}")
     return 0

@@ -126,7 +126,7 @@ def verify_run(run_dir: Path, golden: Path | None = None, strict: bool = False) 
         raise ReproError(f"{spec.path}: no [[number]] or [[claim]] entries: nothing to verify")
     diffs = environment_differences(run_dir, spec)
     settings = settings_differences(run_dir, spec.meta, spec.profile)
-    resamples, seed = bootstrap_settings(run_dir)
+    resamples, seed = run_bootstrap(run_dir)
     numbers, claims = check_numbers(records, spec), check_claims(records, spec, resamples, seed)
     if diffs and not strict:  # a missing record or a wrong count is not the machine's doing
         numbers = [replace(v, excused=True) if v.excusable else v for v in numbers]
@@ -172,8 +172,3 @@ def pinned_benchmarks(spec: Golden) -> set[str]:
 def run_benchmarks(run_dir: Path) -> set[str]:
     """The benchmarks a run measured, from its profile.json (the kit's default without one)."""
     return set((run_eval(run_dir) or {}).get("benchmarks", EvalConfig().benchmarks))
-
-
-def bootstrap_settings(run_dir: Path) -> tuple[int, int]:
-    """(resamples, seed) of the run's profile, for the claims' intervals; the defaults without one."""
-    return run_bootstrap(run_dir)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from repro.eval.intervals import percentile_interval
+from repro.experiments.results import EXPERIMENTS
 from repro.report.evidence import Evidence, value_of
 
 METHOD_NAMES = {"ga": "GA", "ga_klr": "GA+KLR", "npo": "NPO", "gd": "GD", "simnpo": "SimNPO", "kl_min": "KL_Min"}
@@ -73,7 +74,6 @@ def table_b_cells() -> list[tuple[str, list[Sel]]]:
 
 # MLLMU-Bench's own tasks (eval.benchmarks "generation", "fill_blank"): their records' split suffix and header
 TASKS = (("generation", "ROUGE-L"), ("fill_blank", "fill-in-the-blank %"))
-EXPERIMENTS = ("finetuned", "pretrained", "sustainability", "modality")
 
 
 def task_cells(records: list[dict]) -> tuple[list[str], list[tuple[list[str], list[Sel]]]]:
