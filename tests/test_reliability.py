@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from one_line import one_line_error
 from processes import sigkill_when
 from small_model import MICRO
 
@@ -309,14 +310,6 @@ def _untouched(run_dir: Path):
     return path.read_bytes(), path.stat().st_mtime_ns
 
 
-def _one_line_error(capsys, *names: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("pulse-repro: error:"), err
-    for name in names:
-        assert name in err, err
-    return err
-
-
 @pytest.mark.parametrize(("override", "named"), [
     ("unlearn.bogus=1", "unlearn.bogus"),
     ("nonsense=1", "nonsense"),
@@ -332,7 +325,7 @@ def _one_line_error(capsys, *names: str) -> str:
 def test_a_bad_profile_value_is_refused_in_one_line(victim, capsys, override, named):
     before = _untouched(victim)
     assert main(["run", "finetuned", "--out", str(victim), *SETS, "--set", override]) == 2
-    _one_line_error(capsys, named)
+    one_line_error(capsys, named)
     assert _untouched(victim) == before
 
 
@@ -341,7 +334,7 @@ def test_a_profile_file_with_an_unknown_key_is_refused(victim, tmp_path, capsys)
     (tmp_path / "bad.toml").write_text(text)
     before = _untouched(victim)
     assert main(["all", "--profile", str(tmp_path / "bad.toml"), "--out", str(victim)]) == 2
-    _one_line_error(capsys, "extra")
+    one_line_error(capsys, "extra")
     assert _untouched(victim) == before
 
 
@@ -358,7 +351,7 @@ def test_a_model_directory_without_safetensors_is_refused(tmp_path, capsys):
     assert str(model_dir) in str(exc.value) and "\n" not in str(exc.value)
     out = tmp_path / "run"
     assert main(["run", "pretrained", "--out", str(out), *SETS, "--set", f"model.source={model_dir}"]) == 2
-    _one_line_error(capsys, str(model_dir), "safetensors")
+    one_line_error(capsys, str(model_dir), "safetensors")
     assert not (out / "results.jsonl").exists() or not read_results(out / "results.jsonl")
 
 
@@ -370,10 +363,10 @@ def test_a_data_source_missing_a_config_is_refused(tmp_path, capsys):
     shutil.copytree(world, mllmu)
     shutil.rmtree(mllmu / "Retain_Set")
     assert main(["data", "check", "mllmu", str(mllmu)]) == 2
-    _one_line_error(capsys, "Retain_Set")
+    one_line_error(capsys, "Retain_Set")
     out = tmp_path / "run"
     assert main(["run", "pretrained", "--out", str(out), *SETS, "--set", f"data.mllmu={mllmu}"]) == 2
-    _one_line_error(capsys, "Retain_Set", str(mllmu))
+    one_line_error(capsys, "Retain_Set", str(mllmu))
     assert not (out / "results.jsonl").exists() or not read_results(out / "results.jsonl")
 
 
@@ -433,7 +426,7 @@ def test_a_full_disk_is_refused_before_the_fine_tune_starts(clean_run, tmp_path,
 def test_an_unknown_method_or_target_is_refused_before_any_work(tmp_path, capsys, flag, named):
     out = tmp_path / "run"
     assert main(["run", "finetuned", flag, "--out", str(out), *SETS]) == 2
-    _one_line_error(capsys, named)
+    one_line_error(capsys, named)
     assert not out.exists()
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from one_line import one_line_error
 from test_run_files_errors import RECORD
 
 from repro.choices import load_profile
@@ -69,8 +70,7 @@ def test_a_torn_last_line_is_a_notice_and_a_torn_middle_line_a_problem(tmp_path)
 def test_report_and_verify_refuse_a_file_with_an_impossible_record_in_one_line(command, tmp_path, capsys):
     run = _run(tmp_path, [_line(step=1), _line(accuracy=140.0)])
     assert main([command, str(run)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "results.jsonl:2: accuracy 140.0" in err, err
+    one_line_error(capsys, "results.jsonl:2: accuracy 140.0")
 
 
 def test_status_warns_of_each_bad_line(tmp_path):

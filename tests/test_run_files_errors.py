@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from one_line import one_line_error
 
 from repro.cli import main
 from repro.report.golden import GOLDEN_DIR
@@ -25,18 +26,11 @@ def _run(tmp_path: Path, profile: object) -> Path:
     return run
 
 
-def _one_line(capsys, *words: str) -> None:
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("pulse-repro: error:"), err
-    for word in words:
-        assert word in err, err
-
-
 @pytest.mark.parametrize("command", ["status", "report", "verify"])
 def test_a_profile_json_that_is_not_json_is_one_line(command, tmp_path, capsys):
     run = _run(tmp_path, '{"name": ')
     assert main([command, str(run)]) == 2
-    _one_line(capsys, "profile.json", "not JSON")
+    one_line_error(capsys, "profile.json", "not JSON")
 
 
 @pytest.mark.parametrize("value", ["many", 0, -5, 2.5, True])
@@ -44,31 +38,31 @@ def test_a_profile_json_that_is_not_json_is_one_line(command, tmp_path, capsys):
 def test_bootstrap_resamples_that_are_not_a_count_are_one_line(command, value, tmp_path, capsys):
     run = _run(tmp_path, {"name": "tiny", "seed": 0, "eval": {"bootstrap_resamples": value}})
     assert main([command, str(run)]) == 2
-    _one_line(capsys, "profile.json", "eval.bootstrap_resamples")
+    one_line_error(capsys, "profile.json", "eval.bootstrap_resamples")
 
 
 def test_a_directory_given_as_the_golden_file_is_one_line(tmp_path, capsys):
     run = _run(tmp_path, {"name": "tiny", "seed": 0})
     assert main(["verify", str(run), "--golden", str(tmp_path)]) == 2
-    _one_line(capsys, str(tmp_path), "golden file")
+    one_line_error(capsys, str(tmp_path), "golden file")
 
 
 def test_a_golden_file_of_another_profile_is_refused(tmp_path, capsys):
     run = _run(tmp_path, {"name": "tiny", "seed": 0})
     other = GOLDEN_DIR / "gemma-3-micro.toml"
     assert main(["verify", str(run), "--golden", str(other)]) == 2
-    _one_line(capsys, "'gemma-3-micro'", "'tiny'")
+    one_line_error(capsys, "'gemma-3-micro'", "'tiny'")
 
 
 def test_a_file_where_the_report_goes_is_one_line(tmp_path, capsys):
     run = _run(tmp_path, {"name": "tiny", "seed": 0})
     (run / "report").write_text("")
     assert main(["report", str(run)]) == 2
-    _one_line(capsys, "report", "a file is in the way")
+    one_line_error(capsys, "report", "a file is in the way")
 
 
 def test_world_out_a_file_is_one_line(tmp_path, capsys):
     target = tmp_path / "a-file"
     target.write_text("")
     assert main(["world", "--out", str(target)]) == 2
-    _one_line(capsys, "a-file", "a file is in the way")
+    one_line_error(capsys, "a-file", "a file is in the way")
